@@ -1,0 +1,47 @@
+# The two set-up commands: `make run` and `make test`. Everything else here is
+# what they are made of.
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+DATA_DIR ?= ./data
+GRPC_PORT ?= 36790
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?= --output-on-failure --timeout 600
+
+.PHONY: deps configure build run test test-release test-asan format format-check clean quickstart
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD_DIR)/build.ninja: | deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+$(ASAN_DIR)/build.ninja: | deps
+	@cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDTMD_SANITIZE=ON -DDTMD_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS) >/dev/null
+
+build: deps $(BUILD_DIR)/build.ninja
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/server/dtmd --data_dir=$(DATA_DIR) --grpc_port=$(GRPC_PORT)
+
+quickstart: build
+	@examples/cpp/run_quickstart.sh $(BUILD_DIR)
+
+test: test-release test-asan format-check
+
+test-release: build
+	@cd $(BUILD_DIR) && ctest $(CTEST_FLAGS)
+
+test-asan: deps $(ASAN_DIR)/build.ninja
+	@cmake --build $(ASAN_DIR) -j $(JOBS)
+	@cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest $(CTEST_FLAGS)
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+format-check: deps
+	@clang-format --dry-run --Werror $$(git ls-files '*.cc' '*.h') && echo "format: ok"
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,119 @@
+// The SAGA state machine: pure functions of (transaction record, branch
+// records, per-branch call state, now) -> what to do next. No I/O, no
+// threads, no clock reads. Thread-compatible.
+//
+// Branch layout: a saga with N steps has 2N branches; position 2i is step i's
+// compensate (branch_id = "%02d" of i+1, op "compensate"), position 2i+1 its
+// action (same branch_id, op "action"). This matches DTM.
+#ifndef DTMD_SERVER_TXN_SAGA_H_
+#define DTMD_SERVER_TXN_SAGA_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dtmd/storage/v1/records.pb.h"
+#include "server/txn/outcome.h"
+
+namespace dtmd::txn {
+
+using ::dtmd::storage::v1::BranchRecord;
+using ::dtmd::storage::v1::TransRecord;
+
+inline constexpr char kOpAction[] = "action";
+inline constexpr char kOpCompensate[] = "compensate";
+inline constexpr char kBranchPrepared[] = "prepared";
+inline constexpr char kBranchSucceed[] = "succeed";
+inline constexpr char kBranchFailed[] = "failed";
+
+// Limits applied while parsing a saga request.
+struct SagaLimits {
+  int max_steps = 1000;
+  int max_url_bytes = 1024;
+};
+
+// A parsed, validated saga definition.
+struct SagaDefinition {
+  std::vector<BranchRecord> branches;  // 2 per step, positions set.
+  bool concurrent = false;
+  // orders[i]: steps that must succeed before step i starts. Empty when
+  // sequential; otherwise size == number of steps.
+  std::vector<std::vector<int>> orders;
+};
+
+// Parses Steps (a JSON array of objects with string "action" and
+// "compensate"; a missing or empty URL means nothing to call), the payloads
+// (payloads[i] is step i's bin_data; its count must equal the step count) and
+// CustomedData ({"orders":{"1":[0]},"concurrent":true}; empty means none).
+// A non-empty URL must look like host:port/package.Service/Method.
+// INVALID_ARGUMENT naming the field (e.g. "Steps[2].action: ...",
+// "BinPayloads: 2 payloads for 3 steps", "CustomedData.orders: cycle ...").
+absl::StatusOr<SagaDefinition> ParseSaga(
+    absl::string_view gid, absl::string_view steps_json,
+    const std::vector<std::string>& payloads,
+    absl::string_view customed_data, const SagaLimits& limits);
+
+// The call state of one branch within the current round, kept by the runner
+// (not stored): a branch that answered ongoing/unknown is not called again
+// until the next round.
+enum class CallState { kIdle, kInFlight, kDeferred };
+
+// What to do next.
+struct SagaDecision {
+  // Positions of branches to call now.
+  std::vector<int> calls;
+  // Non-empty: move the global status here (aborting, succeed or failed),
+  // setting rollback_reason when non-empty. Applied before `calls`.
+  std::string new_status;
+  std::string rollback_reason;
+};
+
+// Decides the next step. `calls` lists only branches whose state is kIdle.
+//  submitted: if TimeoutToFail > 0 and now >= create + TimeoutToFail:
+//    aborting, reason "Timeout after N seconds". If any action failed:
+//    aborting (the reason was set when the failure was applied). If every
+//    action succeeded (empty URLs count): succeed. Otherwise call every action
+//    that may run now: sequential: the first unsucceeded action, once the
+//    previous ones succeeded; concurrent: every prepared action whose
+//    predecessors (orders) all succeeded.
+//  aborting: wait while any action is in flight. A step needs compensation
+//    when its action succeeded, failed, or was eligible to run (all its
+//    predecessors succeeded). Compensations run in reverse: sequential one at
+//    a time from the highest step down; concurrent: step i's compensation may
+//    start once every step that has i as predecessor and needs compensation
+//    has been compensated. When every needed compensation succeeded: failed.
+//  prepared / final: nothing.
+SagaDecision PlanSaga(const TransRecord& trans,
+                      const std::vector<BranchRecord>& branches,
+                      const std::vector<CallState>& call_state,
+                      int64_t now_ms);
+
+struct RetryPolicy {
+  int64_t max_interval_s = 3600;  // cap on the doubled interval.
+};
+
+// Applies a branch's answer to the records (pure). Sets branch status,
+// finish time and last_error; then on the transaction:
+//  - success: resets next_cron_interval_s to options.retry_interval_s.
+//  - failure of an action: branch failed; if the saga is submitted it moves
+//    to aborting with rollback_reason = `message`.
+//  - ongoing: interval unchanged. unknown: interval doubled, capped.
+//  - ongoing/unknown of an action with options.retry_limit > 0: if
+//    retry_count >= retry_limit the saga moves to aborting with reason
+//    "RetryCount is greater than RetryLimit, RetryLimit: N"; otherwise
+//    retry_count is incremented.
+// `outcome` must already be classified for the branch's op (a compensate
+// never gets kFailure). Returns whether the branch should be deferred to the
+// next round (ongoing/unknown).
+bool ApplySagaResult(TransRecord* trans, BranchRecord* branch,
+                     BranchOutcome outcome, absl::string_view message,
+                     int64_t now_ms, const RetryPolicy& policy);
+
+// Whether a failure answer has a meaning for this saga op (action: yes).
+bool SagaFailureAllowed(absl::string_view op);
+
+}  // namespace dtmd::txn
+
+#endif  // DTMD_SERVER_TXN_SAGA_H_

@@ -1,0 +1,108 @@
+// Store: the only way dtmd reads or writes transaction state.
+//
+// Operations are transaction-shaped (create a transaction with its branches,
+// move its status if it is X, ...), not table-shaped, so that a second
+// implementation on a shared SQL engine can be written without touching the
+// engine.
+//
+// Writes are asynchronous: each takes a completion callback that is invoked
+// exactly once, on a store-owned thread, after the change is applied (and,
+// for Durability::kSync, after it is on disk). Callbacks must not block; they
+// hand work to another executor. Writes are applied in the order they are
+// issued. Reads are synchronous and see every write whose callback has run.
+//
+// All methods are thread-safe.
+#ifndef DTMD_STORAGE_STORE_H_
+#define DTMD_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dtmd/storage/v1/records.pb.h"
+
+namespace dtmd::storage {
+
+using ::dtmd::storage::v1::BranchRecord;
+using ::dtmd::storage::v1::TransRecord;
+
+enum class Durability {
+  kSync,    // WAL synced before the callback: a reply may acknowledge it.
+  kNoSync,  // In the WAL (page cache): survives a process crash.
+};
+
+// Result of CreateTransaction.
+struct CreateResult {
+  bool created = false;  // false: the gid existed; `existing` holds it.
+  TransRecord existing;
+};
+
+using StatusCallback = std::function<void(absl::Status)>;
+using CreateCallback = std::function<void(absl::StatusOr<CreateResult>)>;
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Stores `trans` and `branches` (branch i at position i) and the due-index
+  // entry for trans.next_cron_time_ms() unless trans is final. If the gid
+  // already exists nothing is written and the callback gets
+  // {created=false, existing=<stored record>}.
+  virtual void CreateTransaction(TransRecord trans,
+                                 std::vector<BranchRecord> branches,
+                                 Durability durability,
+                                 CreateCallback done) = 0;
+
+  // Replaces the transaction record with `trans` if the stored status equals
+  // `expected_status`, and writes every record in `branches` (each at its
+  // position()) in the same atomic batch. Keeps the due index in step: the
+  // old next_cron_time entry is removed, and a new one is added unless the
+  // new status is final. NOT_FOUND for an unknown gid; FAILED_PRECONDITION
+  // (naming the stored status) when the status differs.
+  virtual void UpdateTransaction(TransRecord trans,
+                                 std::string expected_status,
+                                 std::vector<BranchRecord> branches,
+                                 Durability durability,
+                                 StatusCallback done) = 0;
+
+  // Adds `branches` after the existing ones (positions are assigned here:
+  // existing count + i) if the stored status equals `expected_status`.
+  // Errors as UpdateTransaction.
+  virtual void AppendBranches(std::string gid, std::string expected_status,
+                              std::vector<BranchRecord> branches,
+                              Durability durability, StatusCallback done) = 0;
+
+  // NOT_FOUND for an unknown gid.
+  virtual absl::StatusOr<TransRecord> GetTransaction(absl::string_view gid) = 0;
+
+  // The branches of gid in position order (empty for an unknown gid).
+  virtual absl::StatusOr<std::vector<BranchRecord>> GetBranches(
+      absl::string_view gid) = 0;
+
+  // Gids of unfinished transactions with next_cron_time_ms <= until_ms, in
+  // next_cron_time order, at most `limit`.
+  virtual absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
+                                                           int limit) = 0;
+
+  // Blocks until every write issued before the call has completed.
+  virtual void Flush() = 0;
+};
+
+// Global statuses (PROTOCOL.md section 2).
+inline constexpr char kStatusPrepared[] = "prepared";
+inline constexpr char kStatusSubmitted[] = "submitted";
+inline constexpr char kStatusAborting[] = "aborting";
+inline constexpr char kStatusSucceed[] = "succeed";
+inline constexpr char kStatusFailed[] = "failed";
+
+inline bool IsFinalStatus(absl::string_view status) {
+  return status == kStatusSucceed || status == kStatusFailed;
+}
+
+}  // namespace dtmd::storage
+
+#endif  // DTMD_STORAGE_STORE_H_
