@@ -44,12 +44,20 @@ struct SagaDefinition {
 };
 
 // Parses Steps (a JSON array of objects with string "action" and
-// "compensate"; a missing or empty URL means nothing to call), the payloads
-// (payloads[i] is step i's bin_data; its count must equal the step count) and
-// CustomedData ({"orders":{"1":[0]},"concurrent":true}; empty means none).
-// A non-empty URL must look like host:port/package.Service/Method.
+// "compensate"; a missing, null or empty URL means nothing to call; other keys
+// are ignored; an empty or "null" Steps means zero steps), the payloads
+// (payloads[i] is the bin_data of both of step i's branches; their count must
+// equal the step count) and CustomedData ({"orders":{"1":[0]},"concurrent":
+// true}; empty means none; null values mean absent).
+// A non-empty URL must look like host:port/package.Service/Method (port
+// 1..65535). `orders` is always validated (indices in range, no cycle) but,
+// as in DTM, used only when concurrent: a sequential saga ignores it and its
+// SagaDefinition has empty `orders`.
+// Branches come out "prepared", except those with an empty URL, which are
+// created "succeed": there is nothing to call, so PlanSaga never calls them
+// and they count as done (see PlanSaga).
 // INVALID_ARGUMENT naming the field (e.g. "Steps[2].action: ...",
-// "BinPayloads: 2 payloads for 3 steps", "CustomedData.orders: cycle ...").
+// "BinPayloads: got 2 payloads for 3 steps", "CustomedData.orders: cycle ...").
 absl::StatusOr<SagaDefinition> ParseSaga(
     absl::string_view gid, absl::string_view steps_json,
     const std::vector<std::string>& payloads,
@@ -77,14 +85,23 @@ struct SagaDecision {
 //    action succeeded (empty URLs count): succeed. Otherwise call every action
 //    that may run now: sequential: the first unsucceeded action, once the
 //    previous ones succeeded; concurrent: every prepared action whose
-//    predecessors (orders) all succeeded.
+//    predecessors (orders) all succeeded. (An empty-URL action is "succeed"
+//    from ParseSaga on, but counts as succeeded for its successors only once
+//    its own predecessors have: it "runs" in its turn.)
 //  aborting: wait while any action is in flight. A step needs compensation
-//    when its action succeeded, failed, or was eligible to run (all its
-//    predecessors succeeded). Compensations run in reverse: sequential one at
-//    a time from the highest step down; concurrent: step i's compensation may
-//    start once every step that has i as predecessor and needs compensation
-//    has been compensated. When every needed compensation succeeded: failed.
-//  prepared / final: nothing.
+//    when its action failed or was eligible to run (all its predecessors
+//    succeeded; this includes every action that succeeded in its turn). An
+//    action that answered ongoing/unknown is eligible, so it is compensated.
+//    Compensations run in reverse: sequential one at a time from the highest
+//    step down; concurrent: step i's compensation may start once every step
+//    that has i as predecessor and needs compensation has been compensated.
+//    When every needed compensation succeeded: failed.
+//  prepared / final / anything else: nothing.
+// A decision changes the status at most once: moving to aborting it carries
+// the compensations that may start at once (none while an action is in
+// flight), never "failed" directly. The caller applies the status change and
+// plans again even when `calls` is empty; an empty decision (no calls, no
+// status) means "wait for an in-flight call or the next round".
 SagaDecision PlanSaga(const TransRecord& trans,
                       const std::vector<BranchRecord>& branches,
                       const std::vector<CallState>& call_state,
@@ -95,18 +112,25 @@ struct RetryPolicy {
 };
 
 // Applies a branch's answer to the records (pure). Sets branch status,
-// finish time and last_error; then on the transaction:
+// finish time and last_error (the message of every non-OK answer); then on
+// the transaction:
 //  - success: resets next_cron_interval_s to options.retry_interval_s.
 //  - failure of an action: branch failed; if the saga is submitted it moves
-//    to aborting with rollback_reason = `message`.
-//  - ongoing: interval unchanged. unknown: interval doubled, capped.
-//  - ongoing/unknown of an action with options.retry_limit > 0: if
-//    retry_count >= retry_limit the saga moves to aborting with reason
-//    "RetryCount is greater than RetryLimit, RetryLimit: N"; otherwise
-//    retry_count is incremented.
+//    to aborting with rollback_reason = `message` (an aborting saga keeps its
+//    reason). The interval is unchanged.
+//  - ongoing: interval unchanged. unknown: interval doubled (from
+//    options.retry_interval_s when it is 0), at least 1, capped at
+//    policy.max_interval_s (no cap when that is <= 0).
+//  - ongoing/unknown of an action of a submitted saga with
+//    options.retry_limit > 0: if retry_count >= retry_limit the saga moves to
+//    aborting with reason "RetryCount is greater than RetryLimit, RetryLimit:
+//    N"; otherwise retry_count is incremented.
 // `outcome` must already be classified for the branch's op (a compensate
-// never gets kFailure). Returns whether the branch should be deferred to the
-// next round (ongoing/unknown).
+// never gets kFailure; if it does, it counts as kUnknown). An answer for a
+// branch that is already succeed/failed (a late duplicate) changes nothing
+// and returns false. call_count is not touched (the caller counts calls).
+// Returns whether the branch should be deferred to the next round
+// (ongoing/unknown).
 bool ApplySagaResult(TransRecord* trans, BranchRecord* branch,
                      BranchOutcome outcome, absl::string_view message,
                      int64_t now_ms, const RetryPolicy& policy);

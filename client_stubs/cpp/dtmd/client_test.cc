@@ -1,0 +1,187 @@
+#include "dtmd/client.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace dtmd::client {
+namespace {
+
+using nlohmann::json;
+
+TEST(SagaTest, BuildRequestListsStepsAndPayloadsInOrder) {
+  Saga saga(nullptr, "gid-1");
+  saga.Add("h:1/busi.Busi/A", "h:1/busi.Busi/ARevert", "pa")
+      .Add("h:1/busi.Busi/B", "", std::string("p\0b", 3));
+
+  dtmgimp::DtmRequest request = saga.BuildRequest();
+  EXPECT_EQ(request.gid(), "gid-1");
+  EXPECT_EQ(request.transtype(), "saga");
+  EXPECT_EQ(json::parse(request.steps()),
+            json::parse(R"([{"action":"h:1/busi.Busi/A",
+                             "compensate":"h:1/busi.Busi/ARevert"},
+                            {"action":"h:1/busi.Busi/B","compensate":""}])"));
+  ASSERT_EQ(request.binpayloads_size(), 2);
+  EXPECT_EQ(request.binpayloads(0), "pa");
+  EXPECT_EQ(request.binpayloads(1), std::string("p\0b", 3));
+  EXPECT_EQ(request.customeddata(), "");
+  EXPECT_FALSE(request.transoptions().waitresult());
+}
+
+TEST(SagaTest, BuildRequestWithoutStepsSendsEmptyArray) {
+  Saga saga(nullptr, "g");
+  EXPECT_EQ(saga.BuildRequest().steps(), "[]");
+}
+
+TEST(SagaTest, BuildRequestCarriesOptionsAndBranchHeaders) {
+  Saga saga(nullptr, "g");
+  saga.SetWaitResult(true)
+      .SetTimeoutToFail(60)
+      .SetRetryInterval(5)
+      .SetRequestTimeout(2)
+      .SetRetryLimit(3)
+      .AddBranchHeader("x-tenant", "acme");
+
+  dtmgimp::DtmRequest request = saga.BuildRequest();
+  const dtmgimp::DtmTransOptions& options = request.transoptions();
+  EXPECT_TRUE(options.waitresult());
+  EXPECT_EQ(options.timeouttofail(), 60);
+  EXPECT_EQ(options.retryinterval(), 5);
+  EXPECT_EQ(options.requesttimeout(), 2);
+  EXPECT_EQ(options.retrylimit(), 3);
+  ASSERT_EQ(options.branchheaders().size(), 1u);
+  EXPECT_EQ(options.branchheaders().at("x-tenant"), "acme");
+}
+
+TEST(SagaTest, ConcurrentSagaSendsOrdersInCustomedData) {
+  Saga saga(nullptr, "g");
+  saga.Add("a0", "c0", "").Add("a1", "c1", "").Add("a2", "c2", "");
+  saga.EnableConcurrent().AddBranchOrder(2, {0, 1}).AddBranchOrder(1, {0});
+
+  EXPECT_EQ(json::parse(saga.BuildRequest().customeddata()),
+            json::parse(R"({"orders":{"1":[0],"2":[0,1]},"concurrent":true})"));
+}
+
+TEST(SagaTest, ConcurrentWithoutOrdersSendsEmptyOrders) {
+  Saga saga(nullptr, "g");
+  saga.EnableConcurrent();
+  EXPECT_EQ(json::parse(saga.BuildRequest().customeddata()),
+            json::parse(R"({"orders":{},"concurrent":true})"));
+}
+
+TEST(SagaTest, InvalidUtf8InUrlDoesNotThrow) {
+  Saga saga(nullptr, "g");
+  saga.Add("h:1/\xff", "", "");
+  EXPECT_FALSE(saga.BuildRequest().steps().empty());
+}
+
+// A coordinator that records what it receives.
+class RecordingDtm final : public dtmgimp::Dtm::Service {
+ public:
+  grpc::Status NewGid(grpc::ServerContext*, const google::protobuf::Empty*,
+                      dtmgimp::DtmGidReply* reply) override {
+    reply->set_gid("fresh-gid");
+    return grpc::Status::OK;
+  }
+  grpc::Status Submit(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
+                      google::protobuf::Empty*) override {
+    return Record("Submit", *request);
+  }
+  grpc::Status Prepare(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
+                       google::protobuf::Empty*) override {
+    return Record("Prepare", *request);
+  }
+
+  std::vector<std::pair<std::string, dtmgimp::DtmRequest>> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  grpc::Status Record(const std::string& method,
+                      const dtmgimp::DtmRequest& request) {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_.emplace_back(method, request);
+    if (request.gid() == "failing") {
+      return grpc::Status(grpc::StatusCode::ABORTED, "insufficient balance");
+    }
+    return grpc::Status::OK;
+  }
+
+  std::mutex mu_;
+  std::vector<std::pair<std::string, dtmgimp::DtmRequest>> requests_;
+};
+
+class SagaRpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&dtm_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    stub_ = dtmgimp::Dtm::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port),
+        grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+
+  RecordingDtm dtm_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<dtmgimp::Dtm::Stub> stub_;
+};
+
+TEST_F(SagaRpcTest, NewGidReturnsTheCoordinatorsGid) {
+  std::string gid;
+  ASSERT_TRUE(NewGid(stub_.get(), &gid).ok());
+  EXPECT_EQ(gid, "fresh-gid");
+}
+
+TEST_F(SagaRpcTest, SubmitAndPrepareSendTheBuiltRequest) {
+  Saga saga(stub_.get(), "g-1");
+  saga.Add("h:1/busi.Busi/A", "h:1/busi.Busi/ARevert", "payload");
+
+  ASSERT_TRUE(saga.Prepare().ok());
+  ASSERT_TRUE(saga.Submit().ok());
+
+  auto requests = dtm_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].first, "Prepare");
+  EXPECT_EQ(requests[1].first, "Submit");
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      requests[1].second, saga.BuildRequest()));
+}
+
+TEST_F(SagaRpcTest, SubmitReturnsTheCoordinatorsError) {
+  Saga saga(stub_.get(), "failing");
+  grpc::Status status = saga.Submit();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(status.error_message(), "insufficient balance");
+}
+
+TEST(SagaRpcDeadlineTest, SubmitToAnUnreachableCoordinatorHonoursCallTimeout) {
+  // Port 1 on localhost: nothing listens; wait_for_ready is off, so the call
+  // fails with UNAVAILABLE before the deadline, never hangs.
+  auto stub = dtmgimp::Dtm::NewStub(grpc::CreateChannel(
+      "127.0.0.1:1", grpc::InsecureChannelCredentials()));
+  Saga saga(stub.get(), "g");
+  saga.SetCallTimeout(std::chrono::milliseconds(500));
+  auto start = std::chrono::steady_clock::now();
+  grpc::Status status = saga.Submit();
+  EXPECT_FALSE(status.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace dtmd::client

@@ -1,0 +1,75 @@
+// BranchInvoker: calls a business branch over gRPC without knowing its proto.
+//
+// A branch URL is "host:port/package.Service/Method". The call is a unary
+// generic call of "/package.Service/Method" whose request body is the stored
+// payload bytes, sent unchanged; the reply body is ignored. One channel is
+// kept per target and shared by every call to it.
+#ifndef DTMD_SERVER_BRANCH_INVOKER_H_
+#define DTMD_SERVER_BRANCH_INVOKER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/generic/generic_stub.h"
+
+namespace dtmd {
+
+// The parts of a branch URL.
+struct BranchTarget {
+  std::string target;  // host:port
+  std::string method;  // /package.Service/Method
+};
+
+// INVALID_ARGUMENT when `url` is not host:port/package.Service/Method.
+absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url);
+
+struct BranchCall {
+  std::string url;
+  std::string payload;  // sent as the request body, byte for byte.
+  int64_t timeout_ms = 3000;
+  // dtm-* metadata and the transaction's BranchHeaders.
+  std::vector<std::pair<std::string, std::string>> metadata;
+};
+
+// What the branch answered: a gRPC status code and message. Transport
+// failures and deadlines arrive as UNAVAILABLE / DEADLINE_EXCEEDED etc.
+struct BranchAnswer {
+  int code = 0;
+  std::string message;
+};
+
+// Thread-safe. Completion callbacks run on gRPC's threads and must not block.
+class BranchInvoker {
+ public:
+  virtual ~BranchInvoker() = default;
+  // `done` is called exactly once.
+  virtual void Call(BranchCall call,
+                    std::function<void(BranchAnswer)> done) = 0;
+};
+
+class GrpcBranchInvoker : public BranchInvoker {
+ public:
+  GrpcBranchInvoker() = default;
+  void Call(BranchCall call, std::function<void(BranchAnswer)> done) override;
+
+ private:
+  std::shared_ptr<grpc::GenericStub> StubFor(const std::string& target);
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<grpc::GenericStub>> stubs_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dtmd
+
+#endif  // DTMD_SERVER_BRANCH_INVOKER_H_

@@ -1,0 +1,127 @@
+#include "server/config.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+ABSL_FLAG(std::string, listen_address, "0.0.0.0",
+          "Address the gRPC server listens on (env LISTEN_ADDRESS).");
+ABSL_FLAG(int, grpc_port, 36790,
+          "gRPC port; 0 lets the OS choose (env GRPC_PORT).");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound gRPC port is written to this file.");
+ABSL_FLAG(std::string, data_dir, "./data",
+          "Directory of the embedded RocksDB store (env DATA_DIR).");
+ABSL_FLAG(std::string, advertise_address, "",
+          "This coordinator's address as sent to branches in dtm-dtm.");
+ABSL_FLAG(int64_t, timeout_to_fail, 35,
+          "Default TimeoutToFail in seconds for tcc, xa and msg.");
+ABSL_FLAG(int64_t, retry_interval, 10,
+          "Default RetryInterval in seconds (env RETRY_INTERVAL).");
+ABSL_FLAG(int64_t, request_timeout, 3,
+          "Default RequestTimeout for branch calls, seconds.");
+ABSL_FLAG(int64_t, cron_interval, 3,
+          "How often the store's due index is polled, seconds.");
+ABSL_FLAG(int64_t, max_retry_interval, 3600,
+          "Cap on the doubled retry interval, seconds.");
+ABSL_FLAG(int, max_gid_bytes, 128, "Longest accepted gid.");
+ABSL_FLAG(int, max_steps, 1000, "Most steps in one saga.");
+ABSL_FLAG(int64_t, max_request_bytes, 16 << 20,
+          "Largest accepted request (payloads included), bytes.");
+ABSL_FLAG(int, max_branch_headers, 64, "Most BranchHeaders entries.");
+ABSL_FLAG(int, worker_threads, 0, "Engine threads; 0 = number of cores.");
+ABSL_FLAG(int, max_active_transactions, 20000,
+          "Most transactions driven at once; more wait in the due index.");
+
+namespace dtmd {
+namespace {
+
+struct EnvFlag {
+  const char* env;
+  const char* flag;
+};
+
+// DTM's configuration names, upper-cased as environment variables.
+constexpr EnvFlag kEnvFlags[] = {
+    {"LISTEN_ADDRESS", "listen_address"},
+    {"GRPC_PORT", "grpc_port"},
+    {"DATA_DIR", "data_dir"},
+    {"ADVERTISE_ADDRESS", "advertise_address"},
+    {"TIMEOUT_TO_FAIL", "timeout_to_fail"},
+    {"RETRY_INTERVAL", "retry_interval"},
+    {"REQUEST_TIMEOUT", "request_timeout"},
+    {"CRON_JOB_INTERVAL", "cron_interval"},
+    {"MAX_RETRY_INTERVAL", "max_retry_interval"},
+};
+
+absl::Status Positive(const char* name, int64_t value) {
+  if (value > 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", name, " must be positive, got ", value));
+}
+
+}  // namespace
+
+void ApplyEnvironmentToFlags() {
+  for (const EnvFlag& e : kEnvFlags) {
+    const char* value = std::getenv(e.env);
+    if (value == nullptr || *value == '\0') continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(e.flag);
+    std::string error;
+    if (flag != nullptr && !flag->ParseFrom(value, &error)) {
+      // Reported, not fatal: the flag keeps its default.
+      fprintf(stderr, "ignoring %s=%s: %s\n", e.env, value, error.c_str());
+    }
+  }
+}
+
+absl::StatusOr<Config> ConfigFromFlags() {
+  Config c;
+  c.listen_address = absl::GetFlag(FLAGS_listen_address);
+  c.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  c.port_file = absl::GetFlag(FLAGS_port_file);
+  c.data_dir = absl::GetFlag(FLAGS_data_dir);
+  c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  c.timeout_to_fail_s = absl::GetFlag(FLAGS_timeout_to_fail);
+  c.retry_interval_s = absl::GetFlag(FLAGS_retry_interval);
+  c.request_timeout_s = absl::GetFlag(FLAGS_request_timeout);
+  c.cron_interval_s = absl::GetFlag(FLAGS_cron_interval);
+  c.max_retry_interval_s = absl::GetFlag(FLAGS_max_retry_interval);
+  c.max_gid_bytes = absl::GetFlag(FLAGS_max_gid_bytes);
+  c.max_steps = absl::GetFlag(FLAGS_max_steps);
+  c.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  c.max_branch_headers = absl::GetFlag(FLAGS_max_branch_headers);
+  c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
+
+  if (c.grpc_port < 0 || c.grpc_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc_port must be 0..65535, got ", c.grpc_port));
+  }
+  if (c.data_dir.empty()) {
+    return absl::InvalidArgumentError("--data_dir must not be empty");
+  }
+  for (absl::Status s :
+       {Positive("timeout_to_fail", c.timeout_to_fail_s),
+        Positive("retry_interval", c.retry_interval_s),
+        Positive("request_timeout", c.request_timeout_s),
+        Positive("cron_interval", c.cron_interval_s),
+        Positive("max_retry_interval", c.max_retry_interval_s),
+        Positive("max_gid_bytes", c.max_gid_bytes),
+        Positive("max_steps", c.max_steps),
+        Positive("max_request_bytes", c.max_request_bytes),
+        Positive("max_branch_headers", c.max_branch_headers),
+        Positive("max_active_transactions", c.max_active_transactions)}) {
+    if (!s.ok()) return s;
+  }
+  if (c.worker_threads < 0) {
+    return absl::InvalidArgumentError("--worker_threads must be >= 0");
+  }
+  return c;
+}
+
+}  // namespace dtmd

@@ -1,0 +1,50 @@
+// dtmd's configuration: one struct, filled from command-line flags, with
+// DTM-style environment variables (GRPC_PORT, RETRY_INTERVAL, ...) as
+// defaults for flags not given on the command line.
+#ifndef DTMD_SERVER_CONFIG_H_
+#define DTMD_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace dtmd {
+
+struct Config {
+  std::string listen_address = "0.0.0.0";
+  int grpc_port = 36790;  // 0: let the OS choose (see port_file).
+  std::string port_file;  // if set, the bound port is written here.
+  std::string data_dir = "./data";
+  std::string advertise_address;  // sent to branches as dtm-dtm.
+
+  // Timing defaults (seconds), PROTOCOL.md section 6.
+  int64_t timeout_to_fail_s = 35;  // tcc, xa, msg; sagas have none.
+  int64_t retry_interval_s = 10;
+  int64_t request_timeout_s = 3;
+  int64_t cron_interval_s = 3;
+  int64_t max_retry_interval_s = 3600;  // cap on the doubled interval.
+  int64_t wait_result_grace_s = 2;      // WaitResult waits RequestTimeout+this.
+
+  // Limits; over a limit is INVALID_ARGUMENT.
+  int max_gid_bytes = 128;
+  int max_steps = 1000;
+  int max_url_bytes = 1024;
+  int64_t max_request_bytes = 16 << 20;
+  int max_branch_headers = 64;
+
+  int worker_threads = 0;               // 0: number of cores, at least 2.
+  int max_active_transactions = 20000;  // runners in memory at once.
+};
+
+// Reads the flags (after absl::ParseCommandLine) into a Config, applying the
+// environment fallbacks. INVALID_ARGUMENT naming the flag for bad values.
+absl::StatusOr<Config> ConfigFromFlags();
+
+// Sets each flag that has an environment variable of its DTM-style name and
+// was not given on the command line. Call before absl::ParseCommandLine.
+void ApplyEnvironmentToFlags();
+
+}  // namespace dtmd
+
+#endif  // DTMD_SERVER_CONFIG_H_

@@ -1,0 +1,58 @@
+// ThreadPool runs closures on a fixed set of threads; Strand runs closures
+// posted to it one at a time, in order, on a ThreadPool. Strands are how dtmd
+// serializes the events of one transaction without a lock held across them
+// and without a thread per transaction.
+#ifndef DTMD_SERVER_EXECUTOR_H_
+#define DTMD_SERVER_EXECUTOR_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace dtmd {
+
+// Thread-safe. The destructor runs every closure already posted, then joins.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  void Post(std::function<void()> fn);
+
+ private:
+  void Loop();
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// Thread-safe. Closures posted to one strand never run concurrently and run
+// in posting order. The strand must outlive the closures posted to it (hold
+// it by shared_ptr from the object that posts).
+class Strand : public std::enable_shared_from_this<Strand> {
+ public:
+  explicit Strand(ThreadPool* pool) : pool_(pool) {}
+
+  void Post(std::function<void()> fn);
+
+ private:
+  void Drain();
+
+  ThreadPool* const pool_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool scheduled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dtmd
+
+#endif  // DTMD_SERVER_EXECUTOR_H_

@@ -1,0 +1,173 @@
+#include "server/request_validation.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/txn/saga.h"
+
+namespace dtmd {
+namespace {
+
+// Upper bound on any timing option: keeps millisecond arithmetic far from
+// overflow (about 31 years).
+constexpr int64_t kMaxSeconds = int64_t{1} << 30;
+
+absl::Status CheckSeconds(const char* field, int64_t value) {
+  if (value < 0 || value > kMaxSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat("TransOptions.", field,
+                                                   ": must be 0..", kMaxSeconds,
+                                                   " seconds, got ", value));
+  }
+  return absl::OkStatus();
+}
+
+bool IsHeaderKeyChar(char c) {
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' ||
+         c == '_' || c == '.';
+}
+
+}  // namespace
+
+absl::Status ValidateGid(absl::string_view gid, int max_bytes) {
+  if (gid.empty()) return absl::InvalidArgumentError("Gid: must not be empty");
+  if (gid.size() > static_cast<size_t>(max_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Gid: ", gid.size(), " bytes, longer than the limit of ", max_bytes));
+  }
+  for (char c : gid) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          "Gid: only printable ASCII without spaces is allowed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTransType(absl::string_view trans_type) {
+  for (absl::string_view known : {"saga", "tcc", "msg", "xa", "workflow"}) {
+    if (trans_type == known) return absl::OkStatus();
+  }
+  if (trans_type.empty()) {
+    return absl::InvalidArgumentError("TransType: must not be empty");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("TransType: unknown transaction type '",
+                   absl::CHexEscape(trans_type.substr(0, 64)),
+                   "' (want saga, tcc, msg, xa or workflow)"));
+}
+
+absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
+                             const Config& config) {
+  for (absl::Status s :
+       {CheckSeconds("TimeoutToFail", options.timeouttofail()),
+        CheckSeconds("RetryInterval", options.retryinterval()),
+        CheckSeconds("RequestTimeout", options.requesttimeout())}) {
+    if (!s.ok()) return s;
+  }
+  if (options.retrylimit() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TransOptions.RetryLimit: must not be negative, got ",
+                     options.retrylimit()));
+  }
+  if (options.branchheaders_size() > config.max_branch_headers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TransOptions.BranchHeaders: ", options.branchheaders_size(),
+        " entries, more than the limit of ", config.max_branch_headers));
+  }
+  for (const auto& [key, value] : options.branchheaders()) {
+    std::string field = absl::StrCat("TransOptions.BranchHeaders['",
+                                     absl::CHexEscape(key.substr(0, 64)), "']");
+    if (key.empty() || !std::all_of(key.begin(), key.end(), IsHeaderKeyChar)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field,
+                       ": a header name must be lower-case letters, digits, "
+                       "'-', '_' or '.'"));
+    }
+    if (absl::StartsWith(key, "grpc-") || absl::StartsWith(key, "dtm-") ||
+        key == "content-type" || key == "te" || key == "user-agent") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": reserved header name"));
+    }
+    if (!absl::EndsWith(key, "-bin")) {
+      for (char c : value) {
+        if (c < 0x20 || c > 0x7e) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              field, ": value must be printable ASCII (or use a -bin name)"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
+                                         absl::string_view status,
+                                         int64_t now_ms, const Config& config) {
+  if (absl::Status s = ValidateGid(request.gid(), config.max_gid_bytes);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateOptions(request.transoptions(), config);
+      !s.ok()) {
+    return s;
+  }
+  if (static_cast<int64_t>(request.ByteSizeLong()) > config.max_request_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request: ", request.ByteSizeLong(),
+        " bytes, larger than the limit of ", config.max_request_bytes));
+  }
+  std::vector<std::string> payloads(request.binpayloads().begin(),
+                                    request.binpayloads().end());
+  txn::SagaLimits limits;
+  limits.max_steps = config.max_steps;
+  limits.max_url_bytes = config.max_url_bytes;
+  absl::StatusOr<txn::SagaDefinition> saga = txn::ParseSaga(
+      request.gid(), request.steps(), payloads, request.customeddata(), limits);
+  if (!saga.ok()) return saga.status();
+
+  NewTransaction out;
+  storage::v1::TransRecord& t = out.trans;
+  const dtmgimp::DtmTransOptions& o = request.transoptions();
+  t.set_gid(request.gid());
+  t.set_trans_type(request.transtype());
+  t.set_status(std::string(status));
+  t.set_customed_data(request.customeddata());
+  t.set_query_prepared(request.queryprepared());
+  t.mutable_req_extra()->insert(request.reqextra().begin(),
+                                request.reqextra().end());
+  storage::v1::TransOptions* opts = t.mutable_options();
+  opts->set_wait_result(o.waitresult());
+  opts->set_timeout_to_fail_s(o.timeouttofail());  // sagas: 0 = no timeout.
+  // PROTOCOL.md section 3: the first interval.
+  int64_t interval = config.retry_interval_s;
+  if (o.retryinterval() > 0) {
+    interval = o.retryinterval();
+  } else if (o.timeouttofail() > 0 && o.timeouttofail() < interval) {
+    interval = o.timeouttofail();
+  }
+  opts->set_retry_interval_s(interval);
+  opts->set_request_timeout_s(
+      o.requesttimeout() > 0 ? o.requesttimeout() : config.request_timeout_s);
+  opts->set_retry_limit(o.retrylimit());
+  opts->mutable_branch_headers()->insert(o.branchheaders().begin(),
+                                         o.branchheaders().end());
+  t.set_create_time_ms(now_ms);
+  t.set_update_time_ms(now_ms);
+  t.set_next_cron_interval_s(interval);
+  t.set_next_cron_time_ms(now_ms + interval * 1000);
+  t.set_concurrent(saga->concurrent);
+  for (const std::vector<int>& after : saga->orders) {
+    storage::v1::StepOrder* order = t.add_orders();
+    for (int step : after) order->add_after(step);
+  }
+  out.branches = std::move(saga->branches);
+  for (storage::v1::BranchRecord& b : out.branches)
+    b.set_create_time_ms(now_ms);
+  return out;
+}
+
+}  // namespace dtmd

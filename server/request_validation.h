@@ -1,0 +1,44 @@
+// Turns client requests into store records, refusing bad input with
+// INVALID_ARGUMENT naming the field. Pure; thread-safe.
+#ifndef DTMD_SERVER_REQUEST_VALIDATION_H_
+#define DTMD_SERVER_REQUEST_VALIDATION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dtmd/storage/v1/records.pb.h"
+#include "dtmgimp.pb.h"
+#include "server/config.h"
+
+namespace dtmd {
+
+// Gid: 1..max_bytes bytes of printable ASCII (0x21..0x7e).
+absl::Status ValidateGid(absl::string_view gid, int max_bytes);
+
+// TransType: one of saga, tcc, msg, xa, workflow.
+absl::Status ValidateTransType(absl::string_view trans_type);
+
+// Non-negative, bounded timings; BranchHeaders that gRPC accepts as metadata
+// and that do not shadow the dtm-* headers.
+absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
+                             const Config& config);
+
+struct NewTransaction {
+  storage::v1::TransRecord trans;
+  std::vector<storage::v1::BranchRecord> branches;
+};
+
+// Builds a new saga in `status` (prepared or submitted) from a Prepare or
+// Submit request: validates everything, resolves the options against the
+// configured defaults, sets create time and the first next_cron_time.
+absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
+                                         absl::string_view status,
+                                         int64_t now_ms, const Config& config);
+
+}  // namespace dtmd
+
+#endif  // DTMD_SERVER_REQUEST_VALIDATION_H_

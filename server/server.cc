@@ -1,0 +1,79 @@
+#include "server/server.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "storage/rocksdb_store.h"
+
+namespace dtmd {
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  std::unique_ptr<Server> server(new Server());
+  storage::RocksDBStoreOptions store_options;
+  store_options.path = config.data_dir;
+  absl::StatusOr<std::unique_ptr<storage::RocksDBStore>> store =
+      storage::RocksDBStore::Open(store_options);
+  if (!store.ok()) return store.status();
+  server->store_ = *std::move(store);
+  server->invoker_ = std::make_unique<GrpcBranchInvoker>();
+  server->engine_ = std::make_unique<Engine>(
+      config, server->store_.get(), server->invoker_.get(), SystemClock::Get());
+  server->dtm_service_ = std::make_unique<DtmService>(server->engine_.get());
+  server->admin_service_ = std::make_unique<AdminService>(server->store_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::string address =
+      absl::StrCat(config.listen_address.find(':') != std::string::npos
+                       ? absl::StrCat("[", config.listen_address, "]")
+                       : config.listen_address,
+                   ":", config.grpc_port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<int64_t>(config.max_request_bytes + 4096, INT32_MAX)));
+  builder.RegisterService(server->dtm_service_.get());
+  builder.RegisterService(server->admin_service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (port in use?)"));
+  }
+  server->engine_->Start();
+  LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
+            << config.listen_address << ":" << server->port_ << ", data in "
+            << config.data_dir;
+  return server;
+}
+
+void Server::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  // Waiting callers are answered first, so the gRPC shutdown below only has
+  // quick replies left to finish.
+  if (engine_) engine_->Shutdown();
+  if (grpc_server_) {
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           std::chrono::seconds(5));
+  }
+  LOG(INFO) << "dtmd stopped";
+}
+
+Server::~Server() {
+  Shutdown();
+  grpc_server_.reset();
+  admin_service_.reset();
+  dtm_service_.reset();
+  engine_.reset();
+  invoker_.reset();
+  store_.reset();
+}
+
+}  // namespace dtmd

@@ -1,0 +1,362 @@
+// ParseSaga: the validation of a saga request's Steps, BinPayloads and
+// CustomedData, and the branch records it produces.
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/txn/saga.h"
+
+namespace dtmd::txn {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+
+constexpr char kAction0[] = "svc-a:8080/shop.Orders/Create";
+constexpr char kCompensate0[] = "svc-a:8080/shop.Orders/Cancel";
+constexpr char kAction1[] = "10.0.0.2:9000/pay.v1.Wallet/Debit";
+constexpr char kCompensate1[] = "10.0.0.2:9000/pay.v1.Wallet/Refund";
+
+std::string Step(absl::string_view action, absl::string_view compensate) {
+  return absl::StrFormat(R"({"action":"%s","compensate":"%s"})", action,
+                         compensate);
+}
+
+std::string Steps(int n) {
+  std::string out = "[";
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppend(&out, i ? "," : "", Step(kAction0, kCompensate0));
+  }
+  return out + "]";
+}
+
+std::vector<std::string> Payloads(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back(absl::StrCat("payload-", i));
+  return out;
+}
+
+absl::StatusOr<SagaDefinition> Parse(absl::string_view steps,
+                                     const std::vector<std::string>& payloads,
+                                     absl::string_view custom = "",
+                                     SagaLimits limits = SagaLimits()) {
+  return ParseSaga("gid-1", steps, payloads, custom, limits);
+}
+
+// Expects INVALID_ARGUMENT whose message starts with `field`.
+void ExpectInvalid(const absl::StatusOr<SagaDefinition>& result,
+                   absl::string_view field) {
+  ASSERT_FALSE(result.ok()) << "expected an error naming " << field;
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()),
+              StartsWith(std::string(field)));
+}
+
+TEST(SagaParseTest, MakesCompensateThenActionBranchPerStep) {
+  auto def = Parse(absl::StrCat("[", Step(kAction0, kCompensate0), ",",
+                                Step(kAction1, kCompensate1), "]"),
+                   {"p0", "p1"});
+  ASSERT_TRUE(def.ok()) << def.status();
+  ASSERT_EQ(def->branches.size(), 4u);
+  const std::vector<std::string> ops = {"compensate", "action", "compensate",
+                                        "action"};
+  const std::vector<std::string> urls = {kCompensate0, kAction0, kCompensate1,
+                                         kAction1};
+  const std::vector<std::string> ids = {"01", "01", "02", "02"};
+  const std::vector<std::string> data = {"p0", "p0", "p1", "p1"};
+  for (int i = 0; i < 4; ++i) {
+    const BranchRecord& b = def->branches[i];
+    EXPECT_EQ(b.position(), i);
+    EXPECT_EQ(b.op(), ops[i]);
+    EXPECT_EQ(b.url(), urls[i]);
+    EXPECT_EQ(b.branch_id(), ids[i]);
+    EXPECT_EQ(b.bin_data(), data[i]);
+    EXPECT_EQ(b.gid(), "gid-1");
+    EXPECT_EQ(b.status(), kBranchPrepared);
+    EXPECT_EQ(b.finish_time_ms(), 0);
+  }
+  EXPECT_FALSE(def->concurrent);
+  EXPECT_THAT(def->orders, IsEmpty());
+}
+
+TEST(SagaParseTest, BranchIdsArePaddedToTwoDigitsThenPrintedAsIs) {
+  auto def = Parse(Steps(120), Payloads(120));
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->branches[2 * 0].branch_id(), "01");
+  EXPECT_EQ(def->branches[2 * 8 + 1].branch_id(), "09");
+  EXPECT_EQ(def->branches[2 * 9].branch_id(), "10");
+  EXPECT_EQ(def->branches[2 * 98 + 1].branch_id(), "99");
+  EXPECT_EQ(def->branches[2 * 99].branch_id(), "100");
+  EXPECT_EQ(def->branches[2 * 119 + 1].branch_id(), "120");
+  EXPECT_EQ(def->branches[2 * 119 + 1].position(), 239);
+}
+
+TEST(SagaParseTest, EmptyOrMissingUrlMakesAnAlreadySucceededBranch) {
+  auto def = Parse(absl::StrFormat(R"([{"action":"%s"},{"compensate":"%s",)"
+                                   R"("action":""},{"action":null}])",
+                                   kAction0, kCompensate1),
+                   Payloads(3));
+  ASSERT_TRUE(def.ok()) << def.status();
+  std::vector<std::string> statuses;
+  for (const BranchRecord& b : def->branches) statuses.push_back(b.status());
+  EXPECT_THAT(statuses, ElementsAre("succeed", "prepared", "prepared",
+                                    "succeed", "succeed", "succeed"));
+  EXPECT_EQ(def->branches[0].url(), "");
+  EXPECT_EQ(def->branches[5].bin_data(), "payload-2");
+}
+
+TEST(SagaParseTest, IgnoresUnknownKeysInSteps) {
+  auto def = Parse(R"([{"action":"h:1/S/M","note":5,"compensate":"h:1/S/C"}])",
+                   Payloads(1));
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->branches[1].url(), "h:1/S/M");
+}
+
+TEST(SagaParseTest, EmptyNullOrEmptyArrayStepsMeanZeroSteps) {
+  for (absl::string_view steps : {"", "null", " null ", "[]"}) {
+    auto def = Parse(steps, {});
+    ASSERT_TRUE(def.ok()) << "Steps=" << steps << ": " << def.status();
+    EXPECT_THAT(def->branches, IsEmpty());
+  }
+}
+
+TEST(SagaParseTest, NullStepsWithPayloadsIsAPayloadCountError) {
+  ExpectInvalid(Parse("null", {"x"}), "BinPayloads: got 1 payloads for 0");
+}
+
+TEST(SagaParseTest, RejectsStepsThatAreNotJson) {
+  ExpectInvalid(Parse("[{", Payloads(1)), "Steps: not valid JSON");
+  ExpectInvalid(Parse("action", Payloads(1)), "Steps: not valid JSON");
+}
+
+TEST(SagaParseTest, RejectsStepsThatAreNotAnArray) {
+  for (absl::string_view steps :
+       {R"({"action":"h:1/S/M"})", R"("h:1/S/M")", "3", "true"}) {
+    ExpectInvalid(Parse(steps, Payloads(1)), "Steps: not a JSON array");
+  }
+}
+
+TEST(SagaParseTest, RejectsArrayElementsThatAreNotObjects) {
+  ExpectInvalid(Parse(R"([{"action":"h:1/S/M"},"h:1/S/M"])", Payloads(2)),
+                "Steps[1]: not a JSON object");
+  ExpectInvalid(Parse("[[]]", Payloads(1)), "Steps[0]: not a JSON object");
+  ExpectInvalid(Parse("[null]", Payloads(1)), "Steps[0]: not a JSON object");
+}
+
+TEST(SagaParseTest, RejectsUrlsThatAreNotStrings) {
+  ExpectInvalid(Parse(R"([{"action":5}])", Payloads(1)),
+                "Steps[0].action: not a string");
+  ExpectInvalid(Parse(R"([{},{},{"action":["h:1/S/M"]}])", Payloads(3)),
+                "Steps[2].action: not a string");
+  ExpectInvalid(Parse(R"([{"action":"h:1/S/M","compensate":true}])",
+                      Payloads(1)),
+                "Steps[0].compensate: not a string");
+  ExpectInvalid(Parse(R"([{"compensate":{"u":"h:1/S/M"}}])", Payloads(1)),
+                "Steps[0].compensate: not a string");
+}
+
+TEST(SagaParseTest, RejectsMalformedUrls) {
+  const std::vector<std::string> bad = {
+      "localhost/pkg.Svc/M",          // no port
+      "localhost:/pkg.Svc/M",         // empty port
+      "localhost:http/pkg.Svc/M",     // port not numeric
+      "localhost:-1/pkg.Svc/M",       // signed port
+      "localhost:0/pkg.Svc/M",        // port 0
+      "localhost:65536/pkg.Svc/M",    // port too large
+      "localhost:99999999999999999999999/pkg.Svc/M",  // overflowing port
+      ":8080/pkg.Svc/M",              // no host
+      "/pkg.Svc/M",                   // no target
+      "localhost:8080",               // no method
+      "localhost:8080/",              // empty method path
+      "localhost:8080/pkg.Svc",       // no method name
+      "localhost:8080/pkg.Svc/",      // empty method name
+      "localhost:8080//Method",       // empty service
+      "localhost:8080/a/b/c",         // too many parts
+      "http://localhost:8080/pkg.Svc/M",  // a scheme
+      "discovery:///svc/pkg.Svc/M",       // a resolver scheme
+  };
+  for (const std::string& url : bad) {
+    SCOPED_TRACE(url);
+    ExpectInvalid(Parse(absl::StrCat(R"([{},{"action":")", url, R"("}])"),
+                        Payloads(2)),
+                  "Steps[1].action: ");
+    ExpectInvalid(
+        Parse(absl::StrCat(R"([{"compensate":")", url, R"("}])"), Payloads(1)),
+        "Steps[0].compensate: ");
+  }
+}
+
+TEST(SagaParseTest, AcceptsWellFormedUrls) {
+  for (const std::string url :
+       {"localhost:1/S/M", "svc.ns.svc.cluster.local:65535/a.b.c.Svc/Do",
+        "[::1]:8080/pkg.Svc/Method", "127.0.0.1:08080/pkg.Svc/M"}) {
+    auto def = Parse(absl::StrCat(R"([{"action":")", url, R"("}])"),
+                     Payloads(1));
+    EXPECT_TRUE(def.ok()) << url << ": " << def.status();
+  }
+}
+
+TEST(SagaParseTest, RejectsUrlsLongerThanTheLimit) {
+  SagaLimits limits;
+  limits.max_url_bytes = 40;
+  const std::string prefix = "h:1/S/";
+  const std::string at_limit = prefix + std::string(40 - prefix.size(), 'm');
+  auto ok = Parse(absl::StrCat(R"([{"action":")", at_limit, R"("}])"),
+                  Payloads(1), "", limits);
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  auto too_long =
+      Parse(absl::StrCat(R"([{"compensate":")", at_limit, R"(x"}])"),
+            Payloads(1), "", limits);
+  ExpectInvalid(too_long, "Steps[0].compensate: URL is 41 bytes");
+}
+
+TEST(SagaParseTest, RejectsMoreStepsThanTheLimit) {
+  SagaLimits limits;
+  limits.max_steps = 3;
+  EXPECT_TRUE(Parse(Steps(3), Payloads(3), "", limits).ok());
+  ExpectInvalid(Parse(Steps(4), Payloads(4), "", limits),
+                "Steps: 4 steps, more than the limit of 3");
+}
+
+TEST(SagaParseTest, RejectsPayloadCountDifferentFromStepCount) {
+  ExpectInvalid(Parse(Steps(3), Payloads(2)),
+                "BinPayloads: got 2 payloads for 3 steps");
+  ExpectInvalid(Parse(Steps(1), Payloads(2)),
+                "BinPayloads: got 2 payloads for 1 steps");
+}
+
+TEST(SagaParseTest, ReportsStepErrorsBeforePayloadCount) {
+  ExpectInvalid(Parse(R"([{"action":1}])", {}), "Steps[0].action");
+}
+
+TEST(SagaParseTest, EmptyOrEmptyObjectCustomedDataMeansSequential) {
+  for (absl::string_view custom : {"", "{}", R"({"concurrent":null})"}) {
+    auto def = Parse(Steps(2), Payloads(2), custom);
+    ASSERT_TRUE(def.ok()) << custom << ": " << def.status();
+    EXPECT_FALSE(def->concurrent);
+    EXPECT_THAT(def->orders, IsEmpty());
+  }
+}
+
+TEST(SagaParseTest, RejectsCustomedDataThatIsNotAJsonObject) {
+  for (absl::string_view custom : {"x", "{", "[1]", "\"s\"", "null", "7"}) {
+    ExpectInvalid(Parse(Steps(2), Payloads(2), custom),
+                  "CustomedData: not a JSON object");
+  }
+}
+
+TEST(SagaParseTest, RejectsConcurrentThatIsNotABoolean) {
+  ExpectInvalid(Parse(Steps(2), Payloads(2), R"({"concurrent":"true"})"),
+                "CustomedData.concurrent: not a boolean");
+  ExpectInvalid(Parse(Steps(2), Payloads(2), R"({"concurrent":1})"),
+                "CustomedData.concurrent: not a boolean");
+}
+
+TEST(SagaParseTest, ConcurrentWithoutOrdersHasOneEmptyOrderPerStep) {
+  auto def = Parse(Steps(3), Payloads(3), R"({"concurrent":true})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_TRUE(def->concurrent);
+  ASSERT_EQ(def->orders.size(), 3u);
+  for (const auto& order : def->orders) EXPECT_THAT(order, IsEmpty());
+}
+
+TEST(SagaParseTest, ConcurrentOrdersListPredecessorsPerStep) {
+  auto def = Parse(Steps(4), Payloads(4),
+                   R"({"orders":{"1":[0],"3":[1,2,1],"02":[0]},)"
+                   R"("concurrent":true,"other":1})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_TRUE(def->concurrent);
+  ASSERT_EQ(def->orders.size(), 4u);
+  EXPECT_THAT(def->orders[0], IsEmpty());
+  EXPECT_THAT(def->orders[1], ElementsAre(0));
+  EXPECT_THAT(def->orders[2], ElementsAre(0));
+  EXPECT_THAT(def->orders[3], ElementsAre(1, 2));  // duplicates dropped
+}
+
+TEST(SagaParseTest, SequentialSagaAcceptsAndIgnoresOrders) {
+  auto def = Parse(Steps(2), Payloads(2),
+                   R"({"orders":{"0":[1]},"concurrent":false})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_FALSE(def->concurrent);
+  EXPECT_THAT(def->orders, IsEmpty());
+}
+
+TEST(SagaParseTest, SequentialSagaStillRejectsInvalidOrders) {
+  ExpectInvalid(Parse(Steps(2), Payloads(2), R"({"orders":{"0":[5]}})"),
+                "CustomedData.orders[\"0\"]: step 5 out of range 0..1");
+}
+
+TEST(SagaParseTest, RejectsOrdersThatAreNotAnObject) {
+  ExpectInvalid(
+      Parse(Steps(2), Payloads(2), R"({"orders":[[0]],"concurrent":true})"),
+      "CustomedData.orders: not a JSON object");
+}
+
+TEST(SagaParseTest, RejectsOrdersKeysThatAreNotStepIndices) {
+  for (absl::string_view key : {"a", "-1", "2", "1.0", "", "9999999999"}) {
+    SCOPED_TRACE(key);
+    ExpectInvalid(Parse(Steps(2), Payloads(2),
+                        absl::StrCat(R"({"concurrent":true,"orders":{")", key,
+                                     R"(":[0]}})")),
+                  "CustomedData.orders: key");
+  }
+}
+
+TEST(SagaParseTest, RejectsOrdersValuesThatAreNotArraysOfIndices) {
+  const std::string prefix = R"({"concurrent":true,"orders":{"1":)";
+  for (absl::string_view value : {"0", R"("0")", R"(["0"])", "[0.5]",
+                                  "[null]", "{}"}) {
+    SCOPED_TRACE(value);
+    ExpectInvalid(Parse(Steps(2), Payloads(2), absl::StrCat(prefix, value, "}}")),
+                  "CustomedData.orders[\"1\"]: not an array of step indices");
+  }
+}
+
+TEST(SagaParseTest, RejectsOrdersIndicesOutOfRangeNamingThem) {
+  const std::string prefix = R"({"concurrent":true,"orders":{"1":)";
+  ExpectInvalid(Parse(Steps(2), Payloads(2), prefix + "[0,2]}}"),
+                "CustomedData.orders[\"1\"]: step 2 out of range 0..1");
+  ExpectInvalid(Parse(Steps(2), Payloads(2), prefix + "[-1]}}"),
+                "CustomedData.orders[\"1\"]: step -1 out of range 0..1");
+  ExpectInvalid(
+      Parse(Steps(2), Payloads(2), prefix + "[18446744073709551615]}}"),
+      "CustomedData.orders[\"1\"]: step 18446744073709551615 out of range");
+}
+
+TEST(SagaParseTest, RejectsAStepThatDependsOnItself) {
+  auto def = Parse(Steps(3), Payloads(3),
+                   R"({"concurrent":true,"orders":{"1":[0,1]}})");
+  ExpectInvalid(def, "CustomedData.orders: cycle 1 -> 1");
+}
+
+TEST(SagaParseTest, RejectsATwoStepCycle) {
+  ExpectInvalid(Parse(Steps(2), Payloads(2),
+                      R"({"concurrent":true,"orders":{"0":[1],"1":[0]}})"),
+                "CustomedData.orders: cycle 0 -> 1 -> 0");
+}
+
+TEST(SagaParseTest, RejectsAThreeStepCycleNamingItsSteps) {
+  auto def = Parse(
+      Steps(5), Payloads(5),
+      R"({"concurrent":true,"orders":{"4":[0],"1":[3],"3":[2],"2":[1]}})");
+  ExpectInvalid(def, "CustomedData.orders: cycle ");
+  EXPECT_THAT(std::string(def.status().message()),
+              HasSubstr("1 -> 3 -> 2 -> 1"));
+}
+
+TEST(SagaParseTest, AcceptsADiamondWhichIsNotACycle) {
+  auto def = Parse(Steps(4), Payloads(4),
+                   R"({"concurrent":true,"orders":{"1":[0],"2":[0],)"
+                   R"("3":[1,2]}})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_THAT(def->orders[3], ElementsAre(1, 2));
+}
+
+}  // namespace
+}  // namespace dtmd::txn
