@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -226,19 +227,112 @@ class RocksDBStore::Impl {
   // Evaluates `op` against the DB seen through `batch` (earlier ops of the
   // group) and adds its changes to `batch` if it succeeds. A failure of the
   // batch itself goes to *batch_error.
-  Outcome Apply(Op& op, Overlay* batch, rocksdb::Status* batch_error);
+  Outcome Apply(Op& op, Overlay* batch, rocksdb::Status* batch_error) {
+    Outcome outcome;
+    Changes changes;
+    switch (op.kind) {
+      case Op::Kind::kCreate:
+        outcome.status = StageCreate(op, batch, &outcome.create, &changes);
+        break;
+      case Op::Kind::kUpdate:
+        outcome.status = StageUpdate(op, batch, &changes);
+        break;
+      case Op::Kind::kAppend:
+        outcome.status = StageAppend(op, batch, &changes);
+        break;
+    }
+    if (!outcome.status.ok()) return outcome;
+    for (const Change& change : changes) {
+      rocksdb::Status s = change.is_delete
+                              ? batch->Delete(change.cf, change.key)
+                              : batch->Put(change.cf, change.key, change.value);
+      // Cannot fail without a batch size limit; if it does, the batch may
+      // hold part of this op, so the whole group must fail.
+      if (!s.ok() && batch_error->ok()) *batch_error = s;
+    }
+    return outcome;
+  }
+
   absl::Status StageCreate(Op& op, Overlay* batch, CreateResult* result,
-                           Changes* changes);
-  absl::Status StageUpdate(Op& op, Overlay* batch, Changes* changes);
-  absl::Status StageAppend(Op& op, Overlay* batch, Changes* changes);
+                           Changes* changes) {
+    const std::string& gid = op.trans.gid();
+    if (absl::Status valid = ValidateGid(gid); !valid.ok()) return valid;
+    absl::StatusOr<TransRecord> stored = ReadTrans(db_, trans_cf_, gid, batch);
+    if (stored.ok()) {
+      result->created = false;
+      result->existing = *std::move(stored);
+      return absl::OkStatus();
+    }
+    if (!absl::IsNotFound(stored.status())) return stored.status();
+
+    changes->push_back({trans_cf_, gid, op.trans.SerializeAsString()});
+    for (size_t i = 0; i < op.branches.size(); ++i) {
+      op.branches[i].set_position(static_cast<int32_t>(i));
+      StageBranch(gid, op.branches[i], changes);
+    }
+    if (!IsFinalStatus(op.trans.status())) {
+      changes->push_back(
+          {due_cf_, DueKey(op.trans.next_cron_time_ms(), gid), ""});
+    }
+    result->created = true;
+    return absl::OkStatus();
+  }
+
+  absl::Status StageUpdate(Op& op, Overlay* batch, Changes* changes) {
+    const std::string& gid = op.trans.gid();
+    if (absl::Status valid = ValidateGid(gid); !valid.ok()) return valid;
+    absl::StatusOr<TransRecord> stored =
+        ReadIfStatus(db_, trans_cf_, gid, op.expected_status, batch);
+    if (!stored.ok()) return stored.status();
+
+    changes->push_back({trans_cf_, gid, op.trans.SerializeAsString()});
+    for (BranchRecord& branch : op.branches) {
+      if (branch.position() < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "negative branch position ", branch.position(), " for gid ", gid));
+      }
+      StageBranch(gid, branch, changes);
+    }
+    // Delete before put: when the time is unchanged the put must win.
+    changes->push_back({due_cf_, DueKey(stored->next_cron_time_ms(), gid), "",
+                        /*is_delete=*/true});
+    if (!IsFinalStatus(op.trans.status())) {
+      changes->push_back(
+          {due_cf_, DueKey(op.trans.next_cron_time_ms(), gid), ""});
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status StageAppend(Op& op, Overlay* batch, Changes* changes) {
+    if (absl::Status valid = ValidateGid(op.gid); !valid.ok()) return valid;
+    absl::StatusOr<TransRecord> stored =
+        ReadIfStatus(db_, trans_cf_, op.gid, op.expected_status, batch);
+    if (!stored.ok()) return stored.status();
+    absl::StatusOr<std::vector<BranchRecord>> existing =
+        ReadBranches(db_, branches_cf_, op.gid, batch);
+    if (!existing.ok()) return existing.status();
+
+    const int32_t first = static_cast<int32_t>(existing->size());
+    for (size_t i = 0; i < op.branches.size(); ++i) {
+      op.branches[i].set_position(first + static_cast<int32_t>(i));
+      StageBranch(op.gid, op.branches[i], changes);
+    }
+    return absl::OkStatus();
+  }
+
   void StageBranch(absl::string_view gid, BranchRecord& branch,
-                   Changes* changes);
+                   Changes* changes) {
+    branch.set_gid(std::string(gid));
+    changes->push_back({branches_cf_, BranchKey(gid, branch.position()),
+                        branch.SerializeAsString()});
+  }
 
   absl::Mutex mu_;
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t issued_ ABSL_GUARDED_BY(mu_) = 0;     // ops ever enqueued.
-  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;  // ops whose callback ran.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;     // Set by ~Impl.
+  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // Set by the writer.
+  uint64_t issued_ ABSL_GUARDED_BY(mu_) = 0;       // ops ever enqueued.
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;    // ops whose callback ran.
 
   std::thread writer_;  // Last: starts after every other member exists.
 };
@@ -260,7 +354,7 @@ RocksDBStore::Impl::~Impl() {
 
 void RocksDBStore::Impl::Enqueue(Op op) {
   absl::MutexLock lock(&mu_);
-  CHECK(!stopping_) << "RocksDBStore: write issued during destruction";
+  CHECK(!writer_done_) << "RocksDBStore: write issued after destruction";
   queue_.push_back(std::move(op));
   ++issued_;
 }
@@ -284,7 +378,10 @@ void RocksDBStore::Impl::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &Impl::HasWorkOrStopping));
-      if (queue_.empty()) return;  // stopping_ and drained.
+      if (queue_.empty()) {  // stopping_ and drained.
+        writer_done_ = true;
+        return;
+      }
       const size_t cap = static_cast<size_t>(options_.max_writes_per_batch);
       while (!queue_.empty() && group.size() < cap) {
         group.push_back(std::move(queue_.front()));
@@ -338,110 +435,6 @@ void RocksDBStore::Impl::WriterLoop() {
     absl::MutexLock lock(&mu_);
     completed_ += done;
   }
-}
-
-RocksDBStore::Impl::Outcome RocksDBStore::Impl::Apply(
-    Op& op, Overlay* batch, rocksdb::Status* batch_error) {
-  Outcome outcome;
-  Changes changes;
-  switch (op.kind) {
-    case Op::Kind::kCreate:
-      outcome.status = StageCreate(op, batch, &outcome.create, &changes);
-      break;
-    case Op::Kind::kUpdate:
-      outcome.status = StageUpdate(op, batch, &changes);
-      break;
-    case Op::Kind::kAppend:
-      outcome.status = StageAppend(op, batch, &changes);
-      break;
-  }
-  if (!outcome.status.ok()) return outcome;
-  for (const Change& change : changes) {
-    rocksdb::Status s = change.is_delete
-                            ? batch->Delete(change.cf, change.key)
-                            : batch->Put(change.cf, change.key, change.value);
-    // Cannot fail without a batch size limit; if it does, the batch may
-    // hold part of this op, so the whole group must fail.
-    if (!s.ok() && batch_error->ok()) *batch_error = s;
-  }
-  return outcome;
-}
-
-absl::Status RocksDBStore::Impl::StageCreate(Op& op, Overlay* batch,
-                                             CreateResult* result,
-                                             Changes* changes) {
-  const std::string& gid = op.trans.gid();
-  if (absl::Status valid = ValidateGid(gid); !valid.ok()) return valid;
-  absl::StatusOr<TransRecord> stored = ReadTrans(db_, trans_cf_, gid, batch);
-  if (stored.ok()) {
-    result->created = false;
-    result->existing = *std::move(stored);
-    return absl::OkStatus();
-  }
-  if (!absl::IsNotFound(stored.status())) return stored.status();
-
-  changes->push_back({trans_cf_, gid, op.trans.SerializeAsString()});
-  for (size_t i = 0; i < op.branches.size(); ++i) {
-    op.branches[i].set_position(static_cast<int32_t>(i));
-    StageBranch(gid, op.branches[i], changes);
-  }
-  if (!IsFinalStatus(op.trans.status())) {
-    changes->push_back(
-        {due_cf_, DueKey(op.trans.next_cron_time_ms(), gid), ""});
-  }
-  result->created = true;
-  return absl::OkStatus();
-}
-
-absl::Status RocksDBStore::Impl::StageUpdate(Op& op, Overlay* batch,
-                                             Changes* changes) {
-  const std::string& gid = op.trans.gid();
-  if (absl::Status valid = ValidateGid(gid); !valid.ok()) return valid;
-  absl::StatusOr<TransRecord> stored =
-      ReadIfStatus(db_, trans_cf_, gid, op.expected_status, batch);
-  if (!stored.ok()) return stored.status();
-
-  changes->push_back({trans_cf_, gid, op.trans.SerializeAsString()});
-  for (BranchRecord& branch : op.branches) {
-    if (branch.position() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "negative branch position ", branch.position(), " for gid ", gid));
-    }
-    StageBranch(gid, branch, changes);
-  }
-  // Delete before put: when the time is unchanged the put must win.
-  changes->push_back({due_cf_, DueKey(stored->next_cron_time_ms(), gid), "",
-                      /*is_delete=*/true});
-  if (!IsFinalStatus(op.trans.status())) {
-    changes->push_back(
-        {due_cf_, DueKey(op.trans.next_cron_time_ms(), gid), ""});
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RocksDBStore::Impl::StageAppend(Op& op, Overlay* batch,
-                                             Changes* changes) {
-  if (absl::Status valid = ValidateGid(op.gid); !valid.ok()) return valid;
-  absl::StatusOr<TransRecord> stored =
-      ReadIfStatus(db_, trans_cf_, op.gid, op.expected_status, batch);
-  if (!stored.ok()) return stored.status();
-  absl::StatusOr<std::vector<BranchRecord>> existing =
-      ReadBranches(db_, branches_cf_, op.gid, batch);
-  if (!existing.ok()) return existing.status();
-
-  const int32_t first = static_cast<int32_t>(existing->size());
-  for (size_t i = 0; i < op.branches.size(); ++i) {
-    op.branches[i].set_position(first + static_cast<int32_t>(i));
-    StageBranch(op.gid, op.branches[i], changes);
-  }
-  return absl::OkStatus();
-}
-
-void RocksDBStore::Impl::StageBranch(absl::string_view gid,
-                                     BranchRecord& branch, Changes* changes) {
-  branch.set_gid(std::string(gid));
-  changes->push_back({branches_cf_, BranchKey(gid, branch.position()),
-                      branch.SerializeAsString()});
 }
 
 absl::StatusOr<std::unique_ptr<RocksDBStore>> RocksDBStore::Open(
@@ -565,11 +558,8 @@ absl::StatusOr<std::vector<std::string>> RocksDBStore::ScanDue(int64_t until_ms,
 void RocksDBStore::Flush() { impl_->Flush(); }
 
 RocksDBStore::Stats RocksDBStore::GetStats() const {
-  Stats stats;
-  stats.write_batches = impl_->write_batches_.load();
-  stats.synced_batches = impl_->synced_batches_.load();
-  stats.operations = impl_->operations_.load();
-  return stats;
+  return {impl_->write_batches_.load(), impl_->synced_batches_.load(),
+          impl_->operations_.load()};
 }
 
 }  // namespace dtmd::storage

@@ -2,10 +2,13 @@
 #include "storage/rocksdb_store.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -68,8 +71,9 @@ class RocksDBStoreTest : public ::testing::Test {
   void SetUp() override {
     const ::testing::TestInfo* info =
         ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = absl::StrCat(::testing::TempDir(), "/rocksdb_store_test_",
-                         info->name(), "_", getpid());
+    path_ = (std::filesystem::path(::testing::TempDir()) /
+             absl::StrCat("rocksdb_store_test_", info->name(), "_", getpid()))
+                .string();
     std::filesystem::remove_all(path_);
     Reopen();
   }
@@ -366,6 +370,41 @@ TEST_F(RocksDBStoreTest, SecondOpenOfSamePathFailsCleanly) {
               second.status().code() == absl::StatusCode::kInternal)
       << second.status();
   // The first store is unaffected.
+  EXPECT_TRUE(Create(Trans("g1", kStatusPrepared, 1)).ok());
+}
+
+// Run by SecondOpenFromAnotherProcessFailsCleanly in a child process; passes
+// only if the path named by kChildPathEnv cannot be opened.
+constexpr char kChildPathEnv[] = "DTMD_STORE_TEST_LOCKED_PATH";
+
+TEST(RocksDBStoreChildTest, OpenOfLockedPathFails) {
+  const char* path = getenv(kChildPathEnv);
+  if (path == nullptr) GTEST_SKIP() << "only run as a child process";
+  RocksDBStoreOptions options;
+  options.path = path;
+  absl::StatusOr<std::unique_ptr<RocksDBStore>> store =
+      RocksDBStore::Open(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable)
+      << store.status();
+}
+
+TEST_F(RocksDBStoreTest, SecondOpenFromAnotherProcessFailsCleanly) {
+  std::string filter = "--gtest_filter=RocksDBStoreChildTest.*";
+  std::string exe = "/proc/self/exe";
+  std::vector<char*> argv = {exe.data(), filter.data(), nullptr};
+  std::string env_entry = absl::StrCat(kChildPathEnv, "=", path_);
+  std::vector<char*> envp = {env_entry.data()};
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  envp.push_back(nullptr);
+  pid_t child;
+  ASSERT_EQ(posix_spawn(&child, exe.c_str(), nullptr, nullptr, argv.data(),
+                        envp.data()),
+            0);
+  int wait_status = 0;
+  ASSERT_EQ(waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFEXITED(wait_status));
+  EXPECT_EQ(WEXITSTATUS(wait_status), 0) << "the child could open the store";
   EXPECT_TRUE(Create(Trans("g1", kStatusPrepared, 1)).ok());
 }
 

@@ -23,7 +23,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -73,7 +72,7 @@ class Shop {
   struct Method {
     bool compensation;
     // The business change; runs with mu_ held.
-    std::function<grpc::Status(const busi::OrderRequest&, std::string*)> run;
+    grpc::Status (Shop::*run)(const busi::OrderRequest&, std::string*);
   };
   // (gid, branch_id, "action" | "compensate")
   using BarrierKey = std::tuple<std::string, std::string, std::string>;
@@ -94,8 +93,7 @@ class Shop {
   int64_t& Stock(const std::string& sku) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stock_.try_emplace(sku, kInitialStock).first->second;
   }
-  int64_t& Balance(const std::string& user)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  int64_t& Balance(const std::string& user) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return balance_.try_emplace(user, kInitialBalance).first->second;
   }
 
@@ -109,17 +107,13 @@ class Shop {
 };
 
 Shop::Shop() {
-  auto bind = [this](auto member) {
-    return [this, member](const busi::OrderRequest& r, std::string* note)
-               ABSL_NO_THREAD_SAFETY_ANALYSIS { return (this->*member)(r, note); };
-  };
   methods_ = {
-      {"/busi.Busi/CreateOrder", {false, bind(&Shop::CreateOrder)}},
-      {"/busi.Busi/CancelOrder", {true, bind(&Shop::CancelOrder)}},
-      {"/busi.Busi/DeductStock", {false, bind(&Shop::DeductStock)}},
-      {"/busi.Busi/RestoreStock", {true, bind(&Shop::RestoreStock)}},
-      {"/busi.Busi/Charge", {false, bind(&Shop::Charge)}},
-      {"/busi.Busi/Refund", {true, bind(&Shop::Refund)}},
+      {"/busi.Busi/CreateOrder", {false, &Shop::CreateOrder}},
+      {"/busi.Busi/CancelOrder", {true, &Shop::CancelOrder}},
+      {"/busi.Busi/DeductStock", {false, &Shop::DeductStock}},
+      {"/busi.Busi/RestoreStock", {true, &Shop::RestoreStock}},
+      {"/busi.Busi/Charge", {false, &Shop::Charge}},
+      {"/busi.Busi/Refund", {true, &Shop::Refund}},
   };
 }
 
@@ -147,7 +141,7 @@ grpc::Status Shop::Handle(const BranchCall& call, const std::string& payload,
       *note = "null compensation: the action never ran, skipped";
       return grpc::Status::OK;
     }
-    return method->second.run(request, note);
+    return (this->*method->second.run)(request, note);
   }
 
   if (!parsed) {
@@ -157,7 +151,7 @@ grpc::Status Shop::Handle(const BranchCall& call, const std::string& payload,
     *note = "repeated or already compensated, skipped";
     return grpc::Status::OK;
   }
-  grpc::Status status = method->second.run(request, note);
+  grpc::Status status = (this->*method->second.run)(request, note);
   // A refused action changed nothing, so its compensation must do nothing.
   if (!status.ok()) barrier_.erase(action);
   return status;
@@ -263,10 +257,12 @@ class CallReactor final : public grpc::ServerGenericBidiReactor {
     std::string note;
     grpc::Status status = shop_->Handle(call, Payload(), &note);
 
-    std::string line = absl::StrCat(call.method, " gid=", call.gid,
-                                    " branch=", call.branch_id, " op=", call.op,
-                                    " -> ", CodeName(status.error_code()));
-    if (!status.ok()) absl::StrAppend(&line, " \"", status.error_message(), "\"");
+    std::string line =
+        absl::StrCat(call.method, " gid=", call.gid, " branch=", call.branch_id,
+                     " op=", call.op, " -> ", CodeName(status.error_code()));
+    if (!status.ok()) {
+      absl::StrAppend(&line, " \"", status.error_message(), "\"");
+    }
     if (!note.empty()) absl::StrAppend(&line, " (", note, ")");
     std::printf("%s\n", line.c_str());
 
@@ -325,8 +321,7 @@ int main(int argc, char** argv) {
   builder.RegisterCallbackGenericService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
-    std::fprintf(stderr, "busi_server: cannot listen on %s\n",
-                 address.c_str());
+    std::fprintf(stderr, "busi_server: cannot listen on %s\n", address.c_str());
     return 1;
   }
   std::printf("busi_server listening on %s\n", address.c_str());

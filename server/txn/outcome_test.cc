@@ -32,22 +32,19 @@ TEST(ClassifyAnswerTest, FailedPreconditionIsOngoing) {
 }
 
 TEST(ClassifyAnswerTest, AbortedWithOngoingMessageIsOngoing) {
-  EXPECT_EQ(ClassifyAnswer(kAborted, "ONGOING", true),
-            BranchOutcome::kOngoing);
+  EXPECT_EQ(ClassifyAnswer(kAborted, "ONGOING", true), BranchOutcome::kOngoing);
   EXPECT_EQ(ClassifyAnswer(kAborted, "ONGOING", false),
             BranchOutcome::kOngoing);
 }
 
 TEST(ClassifyAnswerTest, AbortedOngoingMatchIsExact) {
-  EXPECT_EQ(ClassifyAnswer(kAborted, "ongoing", true),
-            BranchOutcome::kFailure);
+  EXPECT_EQ(ClassifyAnswer(kAborted, "ongoing", true), BranchOutcome::kFailure);
   EXPECT_EQ(ClassifyAnswer(kAborted, "ONGOING ", true),
             BranchOutcome::kFailure);
 }
 
 TEST(ClassifyAnswerTest, AbortedIsFailureWhereFailureIsAllowed) {
-  EXPECT_EQ(ClassifyAnswer(kAborted, "FAILURE", true),
-            BranchOutcome::kFailure);
+  EXPECT_EQ(ClassifyAnswer(kAborted, "FAILURE", true), BranchOutcome::kFailure);
   EXPECT_EQ(ClassifyAnswer(kAborted, "", true), BranchOutcome::kFailure);
 }
 
@@ -66,8 +63,8 @@ TEST(ClassifyAnswerTest, TransportErrorsAreUnknown) {
 }
 
 TEST(ClassifyAnswerTest, OtherCodesAreUnknownEvenWhenFailureIsAllowed) {
-  for (int code : {kUnknownCode, kInvalidArgument, kNotFound, kUnimplemented,
-                   kInternal}) {
+  for (int code :
+       {kUnknownCode, kInvalidArgument, kNotFound, kUnimplemented, kInternal}) {
     EXPECT_EQ(ClassifyAnswer(code, "FAILURE", true), BranchOutcome::kUnknown)
         << "code " << code;
     EXPECT_EQ(ClassifyAnswer(code, "ONGOING", false), BranchOutcome::kUnknown)

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -170,8 +169,9 @@ std::vector<int> FindCycle(const std::vector<std::vector<int>>& orders) {
 absl::Status ParseOrders(const json& orders_json, int steps,
                          std::vector<std::vector<int>>* orders) {
   if (!orders_json.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CustomedData.orders: not a JSON object but ", orders_json.type_name()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CustomedData.orders: not a JSON object but ",
+                     orders_json.type_name()));
   }
   orders->assign(steps, {});
   for (const auto& item : orders_json.items()) {
@@ -182,7 +182,8 @@ absl::Status ParseOrders(const json& orders_json, int steps,
           "CustomedData.orders: key \"%s\" is not a step index in 0..%d",
           key.substr(0, 32), steps - 1));
     }
-    const std::string field = absl::StrFormat("CustomedData.orders[\"%s\"]", key);
+    const std::string field =
+        absl::StrFormat("CustomedData.orders[\"%s\"]", key);
     const json& preds = item.value();
     if (!preds.is_array()) {
       return absl::InvalidArgumentError(
@@ -191,18 +192,17 @@ absl::Status ParseOrders(const json& orders_json, int steps,
     std::vector<int>& out = (*orders)[step];
     for (const json& pred : preds) {
       if (!pred.is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ": not an array of step indices (has ", pred.type_name(),
-            ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ": not an array of step indices (has ",
+                         pred.type_name(), ")"));
       }
       const int64_t index = IndexFromJson(pred, steps);
       if (index < 0) {
         const std::string shown = pred.is_number_unsigned()
                                       ? absl::StrCat(pred.get<uint64_t>())
                                       : absl::StrCat(pred.get<int64_t>());
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s: step %s out of range 0..%d", field, shown,
-                            steps - 1));
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: step %s out of range 0..%d", field, shown, steps - 1));
       }
       if (std::find(out.begin(), out.end(), index) == out.end()) {
         out.push_back(static_cast<int>(index));
@@ -211,9 +211,9 @@ absl::Status ParseOrders(const json& orders_json, int steps,
   }
   std::vector<int> cycle = FindCycle(*orders);
   if (!cycle.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CustomedData.orders: cycle ", absl::StrJoin(cycle, " -> "),
-                     " (a -> b: step a runs after step b)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CustomedData.orders: cycle ", absl::StrJoin(cycle, " -> "),
+        " (a -> b: step a runs after step b)"));
   }
   return absl::OkStatus();
 }
@@ -228,9 +228,9 @@ absl::Status ParseCustomedData(absl::string_view text, int steps,
   auto concurrent = custom.find("concurrent");
   if (concurrent != custom.end() && !concurrent->is_null()) {
     if (!concurrent->is_boolean()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "CustomedData.concurrent: not a boolean but ",
-          concurrent->type_name()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("CustomedData.concurrent: not a boolean but ",
+                       concurrent->type_name()));
     }
     def->concurrent = concurrent->get<bool>();
   }
@@ -250,6 +250,15 @@ absl::Status ParseCustomedData(absl::string_view text, int steps,
 // ---------------------------------------------------------------------------
 // Planning.
 
+// Adjacency lists of all steps in two flat arrays: the list of step s is
+// items[offsets[s] .. offsets[s + 1]).
+struct StepLists {
+  std::vector<int> offsets;
+  std::vector<int> items;
+  const int* begin(int step) const { return items.data() + offsets[step]; }
+  const int* end(int step) const { return items.data() + offsets[step + 1]; }
+};
+
 // A read-only view of a saga for planning: its steps, their dependencies
 // (sequential: each step after the previous one; concurrent: `orders`) and
 // which steps are done. Built in O(steps + dependencies).
@@ -259,26 +268,9 @@ class SagaView {
            const std::vector<CallState>& call_state)
       : branches_(branches),
         call_state_(call_state),
-        steps_(static_cast<int>(branches.size() / 2)),
-        preds_(steps_),
-        succs_(steps_),
-        done_(steps_, false) {
-    for (int step = 0; step < steps_; ++step) {
-      if (!trans.concurrent()) {
-        if (step > 0) preds_[step].push_back(step - 1);
-      } else if (step < trans.orders_size()) {
-        for (int pred : trans.orders(step).after()) {
-          // Skips what ParseSaga never produces (a corrupt record).
-          if (pred < 0 || pred >= steps_ || pred == step) continue;
-          if (std::find(preds_[step].begin(), preds_[step].end(), pred) !=
-              preds_[step].end()) {
-            continue;
-          }
-          preds_[step].push_back(pred);
-        }
-      }
-      for (int pred : preds_[step]) succs_[pred].push_back(step);
-    }
+        steps_(static_cast<int>(branches.size() / 2)) {
+    BuildPredecessors(trans);
+    BuildSuccessors();
     ComputeDone();
   }
 
@@ -294,13 +286,19 @@ class SagaView {
                ? call_state_[position]
                : CallState::kIdle;
   }
-  // Steps that list `step` as a predecessor.
-  const std::vector<int>& Successors(int step) const { return succs_[step]; }
+
+  // Calls f(succ) for every step that lists `step` as a predecessor.
+  template <typename F>
+  void ForEachSuccessor(int step, F f) const {
+    for (const int* it = succs_.begin(step); it != succs_.end(step); ++it) {
+      f(*it);
+    }
+  }
 
   // Every predecessor of `step` is done: its action may have been called.
   bool Eligible(int step) const {
-    for (int pred : preds_[step]) {
-      if (!done_[pred]) return false;
+    for (const int* it = preds_.begin(step); it != preds_.end(step); ++it) {
+      if (!done_[*it]) return false;
     }
     return true;
   }
@@ -311,32 +309,70 @@ class SagaView {
   }
 
  private:
+  void BuildPredecessors(const TransRecord& trans) {
+    preds_.offsets.assign(steps_ + 1, 0);
+    for (int step = 0; step < steps_; ++step) {
+      preds_.offsets[step] = static_cast<int>(preds_.items.size());
+      if (!trans.concurrent()) {
+        if (step > 0) preds_.items.push_back(step - 1);
+        continue;
+      }
+      if (step >= trans.orders_size()) continue;
+      for (int pred : trans.orders(step).after()) {
+        // Skips what ParseSaga never produces (a corrupt record).
+        if (pred < 0 || pred >= steps_ || pred == step) continue;
+        const auto first = preds_.items.begin() + preds_.offsets[step];
+        if (std::find(first, preds_.items.end(), pred) != preds_.items.end()) {
+          continue;  // listed twice
+        }
+        preds_.items.push_back(pred);
+      }
+    }
+    preds_.offsets[steps_] = static_cast<int>(preds_.items.size());
+  }
+
+  void BuildSuccessors() {
+    succs_.offsets.assign(steps_ + 1, 0);
+    for (int pred : preds_.items) ++succs_.offsets[pred + 1];
+    for (int step = 0; step < steps_; ++step) {
+      succs_.offsets[step + 1] += succs_.offsets[step];
+    }
+    succs_.items.resize(preds_.items.size());
+    std::vector<int> fill(succs_.offsets.begin(), succs_.offsets.end() - 1);
+    for (int step = 0; step < steps_; ++step) {
+      for (const int* it = preds_.begin(step); it != preds_.end(step); ++it) {
+        succs_.items[fill[*it]++] = step;
+      }
+    }
+  }
+
   // done_[s]: the step's action succeeded and it was eligible. (An empty-URL
   // action is "succeed" from the start; it counts only once the steps before
   // it are done.) Visits steps in dependency order (Kahn); steps on a cycle,
   // which only a corrupt record has, are never done.
   void ComputeDone() {
+    done_.assign(steps_, false);
     std::vector<int> waiting(steps_);
     std::vector<int> ready;
     for (int step = 0; step < steps_; ++step) {
-      waiting[step] = static_cast<int>(preds_[step].size());
+      waiting[step] = preds_.offsets[step + 1] - preds_.offsets[step];
       if (waiting[step] == 0) ready.push_back(step);
     }
     while (!ready.empty()) {
       const int step = ready.back();
       ready.pop_back();
       done_[step] = Status(Action(step)) == kBranchSucceed && Eligible(step);
-      for (int succ : succs_[step]) {
+      ForEachSuccessor(step, [&](int succ) {
         if (--waiting[succ] == 0) ready.push_back(succ);
-      }
+      });
     }
   }
 
   const std::vector<BranchRecord>& branches_;
   const std::vector<CallState>& call_state_;
   const int steps_;
-  std::vector<std::vector<int>> preds_;
-  std::vector<std::vector<int>> succs_;
+  StepLists preds_;
+  StepLists succs_;
   std::vector<bool> done_;
 };
 
@@ -369,9 +405,9 @@ void PlanCompensations(const SagaView& view, SagaDecision* decision) {
     const int compensate = SagaView::Compensate(step);
     if (view.State(compensate) != CallState::kIdle) continue;
     bool ready = true;
-    for (int succ : view.Successors(step)) {
+    view.ForEachSuccessor(step, [&](int succ) {
       if (needs[succ] && !compensated(succ)) ready = false;
-    }
+    });
     if (ready) decision->calls.push_back(compensate);
   }
   if (all_compensated && decision->new_status.empty()) {
@@ -456,8 +492,10 @@ SagaDecision PlanSaga(const TransRecord& trans,
   }
   if (trans.status() != st::kStatusSubmitted) return decision;
 
+  // elapsed >= timeout * 1000, without overflow for any client timeout.
   const int64_t timeout_s = trans.options().timeout_to_fail_s();
-  if (timeout_s > 0 && now_ms >= trans.create_time_ms() + timeout_s * 1000) {
+  const int64_t elapsed_ms = now_ms - trans.create_time_ms();
+  if (timeout_s > 0 && elapsed_ms >= 0 && elapsed_ms / 1000 >= timeout_s) {
     decision.new_status = st::kStatusAborting;
     decision.rollback_reason =
         absl::StrFormat("Timeout after %d seconds", timeout_s);

@@ -60,8 +60,8 @@ struct SagaDefinition {
 // "BinPayloads: got 2 payloads for 3 steps", "CustomedData.orders: cycle ...").
 absl::StatusOr<SagaDefinition> ParseSaga(
     absl::string_view gid, absl::string_view steps_json,
-    const std::vector<std::string>& payloads,
-    absl::string_view customed_data, const SagaLimits& limits);
+    const std::vector<std::string>& payloads, absl::string_view customed_data,
+    const SagaLimits& limits);
 
 // The call state of one branch within the current round, kept by the runner
 // (not stored): a branch that answered ongoing/unknown is not called again
@@ -104,8 +104,7 @@ struct SagaDecision {
 // status) means "wait for an in-flight call or the next round".
 SagaDecision PlanSaga(const TransRecord& trans,
                       const std::vector<BranchRecord>& branches,
-                      const std::vector<CallState>& call_state,
-                      int64_t now_ms);
+                      const std::vector<CallState>& call_state, int64_t now_ms);
 
 struct RetryPolicy {
   int64_t max_interval_s = 3600;  // cap on the doubled interval.

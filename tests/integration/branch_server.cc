@@ -239,9 +239,8 @@ bool ScriptedBranchServer::WaitForCalls(
     const std::function<bool(const std::vector<RecordedCall>&)>& done,
     absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this, &done]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return done(calls_);
-  };
+  auto ready = [this, &done]()
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done(calls_); };
   return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
 }
 

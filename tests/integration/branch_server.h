@@ -125,7 +125,7 @@ class ScriptedBranchServer {
   // copy of the recorded call's answer. Called by reactors.
   Answer RecordAndAnswer(RecordedCall call);
 
-  absl::Mutex lifecycle_mu_;  // Serializes Start and Shutdown.
+  absl::Mutex lifecycle_mu_;          // Serializes Start and Shutdown.
   std::unique_ptr<Service> service_;  // Outlives server_.
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
 

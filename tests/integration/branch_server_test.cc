@@ -29,8 +29,8 @@ struct Reply {
 class BranchClient {
  public:
   explicit BranchClient(const std::string& address)
-      : stub_(grpc::CreateChannel(address,
-                                  grpc::InsecureChannelCredentials())) {}
+      : stub_(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {}
 
   Reply Call(const std::string& method, const std::string& payload,
              const Metadata& metadata = {},
@@ -81,9 +81,9 @@ class ScriptedBranchServerTest : public ::testing::Test {
 };
 
 TEST_F(ScriptedBranchServerTest, UrlJoinsLoopbackAddressAndMethod) {
-  EXPECT_EQ(server_.Url("/busi.Busi/TransOut"),
-            "127.0.0.1:" + std::to_string(server_.port()) +
-                "/busi.Busi/TransOut");
+  EXPECT_EQ(
+      server_.Url("/busi.Busi/TransOut"),
+      "127.0.0.1:" + std::to_string(server_.port()) + "/busi.Busi/TransOut");
 }
 
 TEST_F(ScriptedBranchServerTest, StartTwiceFails) {
@@ -141,8 +141,8 @@ TEST_F(ScriptedBranchServerTest, AnswersScriptInOrderThenMethodDefault) {
 }
 
 TEST_F(ScriptedBranchServerTest, EveryGidSeesTheMethodScriptFromItsStart) {
-  server_.SetScript("/busi.Busi/A", {{StatusCode::ABORTED, ""},
-                                     {StatusCode::UNAVAILABLE, ""}});
+  server_.SetScript("/busi.Busi/A",
+                    {{StatusCode::ABORTED, ""}, {StatusCode::UNAVAILABLE, ""}});
 
   EXPECT_EQ(client_->CallAs("/busi.Busi/A", "g1"), StatusCode::ABORTED);
   EXPECT_EQ(client_->CallAs("/busi.Busi/A", "g2"), StatusCode::ABORTED);

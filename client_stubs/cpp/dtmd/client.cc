@@ -119,7 +119,9 @@ dtmgimp::DtmRequest Saga::BuildRequest() const {
   return request;
 }
 
-grpc::Status Saga::Submit() { return Call(&dtmgimp::Dtm::StubInterface::Submit); }
+grpc::Status Saga::Submit() {
+  return Call(&dtmgimp::Dtm::StubInterface::Submit);
+}
 
 grpc::Status Saga::Prepare() {
   return Call(&dtmgimp::Dtm::StubInterface::Prepare);

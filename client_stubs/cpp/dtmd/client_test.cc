@@ -129,9 +129,9 @@ class SagaRpcTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
-    stub_ = dtmgimp::Dtm::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port),
-        grpc::InsecureChannelCredentials()));
+    stub_ = dtmgimp::Dtm::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                            grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -173,8 +173,8 @@ TEST_F(SagaRpcTest, SubmitReturnsTheCoordinatorsError) {
 TEST(SagaRpcDeadlineTest, SubmitToAnUnreachableCoordinatorHonoursCallTimeout) {
   // Port 1 on localhost: nothing listens; wait_for_ready is off, so the call
   // fails with UNAVAILABLE before the deadline, never hangs.
-  auto stub = dtmgimp::Dtm::NewStub(grpc::CreateChannel(
-      "127.0.0.1:1", grpc::InsecureChannelCredentials()));
+  auto stub = dtmgimp::Dtm::NewStub(
+      grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()));
   Saga saga(stub.get(), "g");
   saga.SetCallTimeout(std::chrono::milliseconds(500));
   auto start = std::chrono::steady_clock::now();

@@ -1,0 +1,111 @@
+// Crash recovery: sagas acknowledged by dtmd finish after dtmd is killed with
+// SIGKILL mid-flight and restarted on the same data directory.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "dtmd/client.h"
+#include "gtest/gtest.h"
+#include "tests/integration/branch_server.h"
+#include "tests/integration/dtmd_process.h"
+
+namespace dtmd::testing {
+namespace {
+
+constexpr int kSagas = 300;
+constexpr int kKillAfterAcks = 200;
+constexpr int kSubmitters = 8;
+
+bool ShouldFail(int i) { return i % 3 == 0; }
+
+TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
+  ScriptedBranchServer branches;
+  ASSERT_TRUE(branches.Start().ok());
+  // Slow branches keep many sagas in flight when the kill lands.
+  branches.SetDefault(Answer{grpc::StatusCode::OK, "", 150});
+  const std::string data_dir = MakeTempDir("crash");
+  const std::vector<std::string> flags = {"--retry_interval=1",
+                                          "--cron_interval=1"};
+  auto dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
+  ASSERT_TRUE(dtmd->Start().ok());
+
+  std::mutex mu;
+  std::map<std::string, bool> acked;  // gid -> expected to fail
+  std::atomic<int> next{0};
+  std::atomic<int> ack_count{0};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < kSubmitters; ++t) {
+    submitters.emplace_back([&] {
+      for (int i = next++; i < kSagas; i = next++) {
+        std::string gid = absl::StrCat("crash-", i);
+        if (ShouldFail(i)) {
+          branches.SetScript("/busi.Busi/Pay", gid,
+                             {{grpc::StatusCode::ABORTED, "no money", 100}});
+        }
+        dtmd::client::Saga saga(dtmd->dtm(), gid);
+        saga.Add(branches.Url("/busi.Busi/Order"),
+                 branches.Url("/busi.Busi/OrderUndo"), "o")
+            .Add(branches.Url("/busi.Busi/Stock"),
+                 branches.Url("/busi.Busi/StockUndo"), "s")
+            .Add(branches.Url("/busi.Busi/Pay"),
+                 branches.Url("/busi.Busi/PayUndo"), "p")
+            .SetCallTimeout(std::chrono::seconds(5));
+        grpc::Status status = saga.Submit();
+        if (!status.ok()) return;  // dtmd is gone: unacknowledged.
+        std::lock_guard<std::mutex> lock(mu);
+        acked[gid] = ShouldFail(i);
+        ++ack_count;
+      }
+    });
+  }
+  while (ack_count < kKillAfterAcks && next < kSagas) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  dtmd->Kill();
+  for (std::thread& t : submitters) t.join();
+  const std::vector<RecordedCall> calls_at_kill = branches.Calls();
+  const int calls_before_restart = static_cast<int>(calls_at_kill.size());
+  ASSERT_GE(static_cast<int>(acked.size()), kKillAfterAcks);
+
+  dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
+  ASSERT_TRUE(dtmd->Start().ok());
+  int in_flight_at_kill = 0;
+  for (const auto& [gid, should_fail] : acked) {
+    auto reply =
+        dtmd->WaitForStatus(gid, {"succeed", "failed"}, absl::Seconds(60));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->transaction().status(),
+              should_fail ? "failed" : "succeed")
+        << gid;
+    for (const auto& b : reply->branches()) {
+      if (should_fail) {
+        // Every step was reachable (steps 1 and 2 succeed), so every
+        // compensation ran; the failing action stays failed.
+        if (b.op() == "compensate") {
+          EXPECT_EQ(b.status(), "succeed") << gid;
+        }
+      } else if (b.op() == "action") {
+        EXPECT_EQ(b.status(), "succeed") << gid;
+      }
+    }
+    int actions_before = 0;
+    for (const RecordedCall& c : calls_at_kill) {
+      if (c.gid == gid && c.op == "action") ++actions_before;
+    }
+    if (actions_before < 3) ++in_flight_at_kill;
+  }
+  // The test only means something if the kill caught sagas mid-flight.
+  EXPECT_GT(in_flight_at_kill, 0);
+  EXPECT_GT(static_cast<int>(branches.Calls().size()), calls_before_restart);
+  RecordProperty("acknowledged", static_cast<int>(acked.size()));
+  RecordProperty("calls_before_restart", calls_before_restart);
+  RecordProperty("unfinished_at_kill", in_flight_at_kill);
+  EXPECT_EQ(dtmd->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace dtmd::testing

@@ -1,0 +1,144 @@
+#include "tests/integration/dtmd_process.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+#ifndef DTMD_BINARY
+#error "DTMD_BINARY must name the dtmd executable"
+#endif
+
+namespace dtmd::testing {
+
+std::string MakeTempDir(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  std::string dir = absl::StrCat(::testing::TempDir(), "/", prefix, "-",
+                                 getpid(), "-", counter++);
+  std::string cmd = absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'");
+  if (system(cmd.c_str()) != 0) ADD_FAILURE() << "cannot create " << dir;
+  return dir;
+}
+
+DtmdProcess::DtmdProcess(std::string data_dir, std::vector<std::string> flags)
+    : data_dir_(std::move(data_dir)), flags_(std::move(flags)) {}
+
+DtmdProcess::~DtmdProcess() { Kill(); }
+
+std::string DtmdProcess::Address() const {
+  return absl::StrCat("127.0.0.1:", port_);
+}
+
+absl::Status DtmdProcess::Start(absl::Duration timeout) {
+  if (pid_ > 0) return absl::FailedPreconditionError("already running");
+  const std::string port_file = data_dir_ + ".port";
+  unlink(port_file.c_str());
+  std::vector<std::string> args = {DTMD_BINARY,
+                                   "--listen_address=127.0.0.1",
+                                   "--grpc_port=0",
+                                   "--port_file=" + port_file,
+                                   "--data_dir=" + data_dir_};
+  args.insert(args.end(), flags_.begin(), flags_.end());
+  pid_ = fork();
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (pid_ == 0) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("dtmd exited during start-up, status ", status));
+    }
+    std::ifstream in(port_file);
+    if (in >> port_ && port_ > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (port_ <= 0) return absl::DeadlineExceededError("dtmd did not start");
+  channel_ = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  if (!channel_->WaitForConnected(std::chrono::system_clock::now() +
+                                  std::chrono::seconds(10))) {
+    return absl::UnavailableError("cannot connect to dtmd");
+  }
+  dtm_ = dtmgimp::Dtm::NewStub(channel_);
+  admin_ = dtmd::admin::v1::Admin::NewStub(channel_);
+  return absl::OkStatus();
+}
+
+void DtmdProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int DtmdProcess::Stop(absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  const absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  while (absl::Now() < deadline) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill();
+  return -SIGKILL;
+}
+
+absl::StatusOr<dtmd::admin::v1::GetTransactionReply>
+DtmdProcess::GetTransaction(const std::string& gid) const {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  dtmd::admin::v1::GetTransactionRequest request;
+  request.set_gid(gid);
+  dtmd::admin::v1::GetTransactionReply reply;
+  grpc::Status status = admin_->GetTransaction(&context, request, &reply);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  return reply;
+}
+
+absl::StatusOr<dtmd::admin::v1::GetTransactionReply>
+DtmdProcess::WaitForStatus(const std::string& gid,
+                           const std::vector<std::string>& statuses,
+                           absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<dtmd::admin::v1::GetTransactionReply> last;
+  do {
+    last = GetTransaction(gid);
+    if (last.ok() &&
+        std::find(statuses.begin(), statuses.end(),
+                  last->transaction().status()) != statuses.end()) {
+      return last;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (absl::Now() < deadline);
+  return absl::DeadlineExceededError(absl::StrCat(
+      "gid ", gid, " did not reach the expected status; last: ",
+      last.ok() ? last->transaction().status()
+                : std::string(last.status().message())));
+}
+
+}  // namespace dtmd::testing

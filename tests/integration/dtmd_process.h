@@ -1,0 +1,65 @@
+// DtmdProcess: a real dtmd process for integration tests, on a loopback port
+// chosen by the OS (--grpc_port=0, read back through --port_file), with its
+// own data directory. Kill() is kill -9; Stop() is SIGTERM and a wait.
+#ifndef DTMD_TESTS_INTEGRATION_DTMD_PROCESS_H_
+#define DTMD_TESTS_INTEGRATION_DTMD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dtmd/admin/v1/admin.grpc.pb.h"
+#include "dtmgimp.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace dtmd::testing {
+
+// A fresh, empty directory under the test's temporary directory.
+std::string MakeTempDir(const std::string& prefix);
+
+class DtmdProcess {
+ public:
+  // `data_dir` is kept across restarts; `flags` are extra command-line flags.
+  DtmdProcess(std::string data_dir, std::vector<std::string> flags);
+  ~DtmdProcess();  // Kill() if still running.
+
+  // Starts dtmd and waits until it serves (health check). Errors if it exits
+  // or does not come up within `timeout`.
+  absl::Status Start(absl::Duration timeout = absl::Seconds(20));
+  // SIGKILL and reap.
+  void Kill();
+  // SIGTERM and wait; returns the exit code (or -signal).
+  int Stop(absl::Duration timeout = absl::Seconds(20));
+
+  int port() const { return port_; }
+  std::string Address() const;
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  dtmgimp::Dtm::Stub* dtm() const { return dtm_.get(); }
+  dtmd::admin::v1::Admin::Stub* admin() const { return admin_.get(); }
+
+  // Polls the admin service until the transaction's status is one of
+  // `statuses`; returns the last reply (or a failed status on timeout).
+  absl::StatusOr<dtmd::admin::v1::GetTransactionReply> WaitForStatus(
+      const std::string& gid, const std::vector<std::string>& statuses,
+      absl::Duration timeout) const;
+  absl::StatusOr<dtmd::admin::v1::GetTransactionReply> GetTransaction(
+      const std::string& gid) const;
+
+ private:
+  const std::string data_dir_;
+  const std::vector<std::string> flags_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<dtmgimp::Dtm::Stub> dtm_;
+  std::unique_ptr<dtmd::admin::v1::Admin::Stub> admin_;
+};
+
+}  // namespace dtmd::testing
+
+#endif  // DTMD_TESTS_INTEGRATION_DTMD_PROCESS_H_
