@@ -3,41 +3,13 @@
 #include <chrono>
 #include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "server/txn/branch_url.h"
 
 namespace dtmd {
-
-absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url) {
-  size_t slash = url.find('/');
-  if (slash == absl::string_view::npos || slash == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "branch URL '", url, "' is not host:port/package.Service/Method"));
-  }
-  absl::string_view target = url.substr(0, slash);
-  absl::string_view method = url.substr(slash);  // "/pkg.Svc/Method"
-  size_t colon = target.rfind(':');
-  int port = 0;
-  if (colon == absl::string_view::npos || colon == 0 ||
-      !absl::SimpleAtoi(target.substr(colon + 1), &port) || port <= 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("branch URL '", url, "' has no valid host:port"));
-  }
-  size_t second = method.find('/', 1);
-  if (second == absl::string_view::npos || second == 1 ||
-      second + 1 >= method.size() ||
-      method.find('/', second + 1) != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "branch URL '", url, "' has no /package.Service/Method path"));
-  }
-  return BranchTarget{std::string(target), std::string(method)};
-}
 
 std::shared_ptr<grpc::GenericStub> GrpcBranchInvoker::StubFor(
     const std::string& target) {
@@ -67,7 +39,7 @@ struct InFlightCall {
 
 void GrpcBranchInvoker::Call(BranchCall call,
                              std::function<void(BranchAnswer)> done) {
-  absl::StatusOr<BranchTarget> target = ParseBranchUrl(call.url);
+  absl::StatusOr<txn::BranchTarget> target = txn::ParseBranchUrl(call.url);
   if (!target.ok()) {
     // Validated at submission, so only a record written by an older version
     // could get here; it can never succeed, report it as unknown.

@@ -24,15 +24,6 @@
 
 namespace dtmd {
 
-// The parts of a branch URL.
-struct BranchTarget {
-  std::string target;  // host:port
-  std::string method;  // /package.Service/Method
-};
-
-// INVALID_ARGUMENT when `url` is not host:port/package.Service/Method.
-absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url);
-
 struct BranchCall {
   std::string url;
   std::string payload;  // sent as the request body, byte for byte.

@@ -18,9 +18,8 @@ class BadInputTest : public SagaFixture {
     dtmgimp::DtmRequest request;
     request.set_gid(NewTestGid());
     request.set_transtype("saga");
-    request.set_steps(
-        absl::StrCat(R"([{"action":")", Url("A"), R"(","compensate":")",
-                     Url("CA"), R"("}])"));
+    request.set_steps(absl::StrCat(R"([{"action":")", Url("A"),
+                                   R"(","compensate":")", Url("CA"), R"("}])"));
     request.add_binpayloads("x");
     return request;
   }
@@ -95,9 +94,8 @@ TEST_F(BadInputTest, StepsNotAJsonArrayOfObjects) {
 
 TEST_F(BadInputTest, MalformedBranchUrl) {
   for (const char* url :
-       {"no-port/busi.Busi/A", "127.0.0.1:99999/busi.Busi/A",
-        "127.0.0.1:8080", "127.0.0.1:8080/OnlyService",
-        "127.0.0.1:8080/a/b/c"}) {
+       {"no-port/busi.Busi/A", "127.0.0.1:99999/busi.Busi/A", "127.0.0.1:8080",
+        "127.0.0.1:8080/OnlyService", "127.0.0.1:8080/a/b/c"}) {
     auto r = ValidRequest();
     r.set_steps(absl::StrCat(R"([{"action":")", url, R"("}])"));
     ExpectInvalid(r, "Steps[0].action");

@@ -78,8 +78,7 @@ TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
     auto reply =
         dtmd->WaitForStatus(gid, {"succeed", "failed"}, absl::Seconds(60));
     ASSERT_TRUE(reply.ok()) << reply.status();
-    EXPECT_EQ(reply->transaction().status(),
-              should_fail ? "failed" : "succeed")
+    EXPECT_EQ(reply->transaction().status(), should_fail ? "failed" : "succeed")
         << gid;
     for (const auto& b : reply->branches()) {
       if (should_fail) {

@@ -42,10 +42,8 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
   if (pid_ > 0) return absl::FailedPreconditionError("already running");
   const std::string port_file = data_dir_ + ".port";
   unlink(port_file.c_str());
-  std::vector<std::string> args = {DTMD_BINARY,
-                                   "--listen_address=127.0.0.1",
-                                   "--grpc_port=0",
-                                   "--port_file=" + port_file,
+  std::vector<std::string> args = {DTMD_BINARY, "--listen_address=127.0.0.1",
+                                   "--grpc_port=0", "--port_file=" + port_file,
                                    "--data_dir=" + data_dir_};
   args.insert(args.end(), flags_.begin(), flags_.end());
   pid_ = fork();
@@ -120,10 +118,9 @@ DtmdProcess::GetTransaction(const std::string& gid) const {
   return reply;
 }
 
-absl::StatusOr<dtmd::admin::v1::GetTransactionReply>
-DtmdProcess::WaitForStatus(const std::string& gid,
-                           const std::vector<std::string>& statuses,
-                           absl::Duration timeout) const {
+absl::StatusOr<dtmd::admin::v1::GetTransactionReply> DtmdProcess::WaitForStatus(
+    const std::string& gid, const std::vector<std::string>& statuses,
+    absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   absl::StatusOr<dtmd::admin::v1::GetTransactionReply> last;
   do {
@@ -135,10 +132,10 @@ DtmdProcess::WaitForStatus(const std::string& gid,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   } while (absl::Now() < deadline);
-  return absl::DeadlineExceededError(absl::StrCat(
-      "gid ", gid, " did not reach the expected status; last: ",
-      last.ok() ? last->transaction().status()
-                : std::string(last.status().message())));
+  return absl::DeadlineExceededError(
+      absl::StrCat("gid ", gid, " did not reach the expected status; last: ",
+                   last.ok() ? last->transaction().status()
+                             : std::string(last.status().message())));
 }
 
 }  // namespace dtmd::testing

@@ -12,9 +12,9 @@ DtmdProcess* SagaFixture::dtmd_ = nullptr;
 void SagaFixture::SetUpTestSuite() {
   branches_ = new ScriptedBranchServer();
   ASSERT_TRUE(branches_->Start().ok());
-  dtmd_ = new DtmdProcess(MakeTempDir("saga"),
-                          {"--retry_interval=1", "--cron_interval=1",
-                           "--max_retry_interval=4"});
+  dtmd_ = new DtmdProcess(
+      MakeTempDir("saga"),
+      {"--retry_interval=1", "--cron_interval=1", "--max_retry_interval=4"});
   absl::Status started = dtmd_->Start();
   ASSERT_TRUE(started.ok()) << started;
 }

@@ -174,8 +174,7 @@ TEST_F(SagaTest, OngoingAnswerKeepsTheInterval) {
   // Unchanged interval: three retries 1 s apart take well under the 1+2+4 s
   // that backoff would take.
   EXPECT_LT(calls[3].time_ms - calls[0].time_ms, 6000);
-  EXPECT_TRUE(CallSequence(gid) ==
-              std::vector<std::string>(4, "01:action"));
+  EXPECT_TRUE(CallSequence(gid) == std::vector<std::string>(4, "01:action"));
 }
 
 TEST_F(SagaTest, AbortedCompensationIsRetriedUntilItSucceeds) {
@@ -218,9 +217,9 @@ TEST_F(SagaTest, RequestTimeoutIsTheBranchCallDeadline) {
 
 TEST_F(SagaTest, TimeoutToFailAbortsAndCompensates) {
   const std::string gid = NewTestGid();
-  branches_->SetScript(Method("B"), gid,
-                       std::vector<Answer>(
-                           20, {grpc::StatusCode::FAILED_PRECONDITION, ""}));
+  branches_->SetScript(
+      Method("B"), gid,
+      std::vector<Answer>(20, {grpc::StatusCode::FAILED_PRECONDITION, ""}));
   grpc::Status status = NewSaga(gid)
                             .Add(Url("A"), Url("CA"), "")
                             .Add(Url("B"), Url("CB"), "")
@@ -291,8 +290,7 @@ TEST_F(SagaTest, RepeatedSubmitIsAcceptedWhileRunningAndAbortedAfterEnd) {
   ASSERT_TRUE(saga.Submit().ok());
   grpc::Status again = saga.Submit();
   EXPECT_TRUE(again.ok()) << again.error_message();
-  ASSERT_TRUE(
-      dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(20)).ok());
+  ASSERT_TRUE(dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(20)).ok());
   grpc::Status after_end = saga.Submit();
   EXPECT_EQ(after_end.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_THAT(after_end.error_message(), HasSubstr("succeed"));
