@@ -3,7 +3,8 @@
 // Column families and key layout:
 //   trans     gid                                   -> TransRecord
 //   branches  gid '\0' position (4 bytes, big-endian) -> BranchRecord
-//   due       next_cron_time_ms (8 bytes, big-endian) gid -> ""  (unfinished only)
+//   due       next_cron_time_ms (8 bytes, big-endian) gid -> ""  (unfinished
+//   only)
 // Gids are printable ASCII, so '\0' cannot occur inside one and a branch
 // prefix scan over gid '\0' finds exactly that transaction's branches.
 //
@@ -25,7 +26,7 @@
 namespace dtmd::storage {
 
 struct RocksDBStoreOptions {
-  std::string path;              // directory; created if missing.
+  std::string path;                 // directory; created if missing.
   int max_writes_per_batch = 4096;  // cap on one group-commit batch.
   int64_t block_cache_mib = 64;
 };
@@ -63,7 +64,7 @@ class RocksDBStore : public Store {
   struct Stats {
     int64_t write_batches = 0;  // RocksDB writes made by the writer.
     int64_t synced_batches = 0;
-    int64_t operations = 0;     // store operations applied.
+    int64_t operations = 0;  // store operations applied.
   };
   Stats GetStats() const;
 

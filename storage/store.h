@@ -63,8 +63,7 @@ class Store {
   // old next_cron_time entry is removed, and a new one is added unless the
   // new status is final. NOT_FOUND for an unknown gid; FAILED_PRECONDITION
   // (naming the stored status) when the status differs.
-  virtual void UpdateTransaction(TransRecord trans,
-                                 std::string expected_status,
+  virtual void UpdateTransaction(TransRecord trans, std::string expected_status,
                                  std::vector<BranchRecord> branches,
                                  Durability durability,
                                  StatusCallback done) = 0;

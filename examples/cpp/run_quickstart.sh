@@ -4,6 +4,7 @@
 # started. Exit code: quickstart's.
 #
 # Usage: examples/cpp/run_quickstart.sh BUILD_DIR
+# Ports: DTM_PORT (default 36790) and BUSI_PORT (default 36791).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -11,8 +12,8 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 build_dir=$(cd "$1" && pwd)
-dtm_port=36790
-busi_port=36791
+dtm_port=${DTM_PORT:-36790}
+busi_port=${BUSI_PORT:-36791}
 
 busi_server="$build_dir/examples/cpp/busi_server"
 quickstart="$build_dir/examples/cpp/quickstart"
