@@ -7,6 +7,9 @@ GRPC_PORT ?= 36790
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure --timeout 600
+# Let clones in different directories share ccache entries.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: deps configure build run test test-release test-asan format format-check clean quickstart
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -28,6 +29,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->admin_service_ = std::make_unique<AdminService>(server->store_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
+  // Links the Health descriptor in, so reflection can describe the service.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   std::string address =

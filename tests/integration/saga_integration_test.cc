@@ -5,7 +5,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/saga_fixture.h"
 
@@ -339,6 +342,39 @@ TEST_F(SagaTest, NewGidHandsOutDistinctIds) {
   ASSERT_TRUE(dtmd::client::NewGid(dtmd_->dtm(), &b).ok());
   EXPECT_EQ(a.size(), 22u);
   EXPECT_NE(a, b);
+}
+
+}  // namespace
+}  // namespace dtmd::testing
+
+namespace dtmd::testing {
+namespace {
+
+TEST_F(SagaTest, HealthServiceAnswersServing) {
+  grpc::GenericStub stub(dtmd_->channel());
+  grpc::health::v1::HealthCheckRequest request;
+  std::string bytes = request.SerializeAsString();
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request_buffer(&slice, 1), response_buffer;
+  grpc::ClientContext context;
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request_buffer, &response_buffer, [&](grpc::Status s) {
+                   status = s;
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response_buffer.Dump(&slices).ok());
+  std::string reply;
+  for (const grpc::Slice& s : slices) {
+    reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  grpc::health::v1::HealthCheckResponse response;
+  ASSERT_TRUE(response.ParseFromString(reply));
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
 }  // namespace

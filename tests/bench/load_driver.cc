@@ -1,0 +1,227 @@
+#include "tests/bench/load_driver.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "dtmgimp.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "tests/bench/proc_stats.h"
+
+namespace dtmd::bench {
+namespace {
+
+enum Phase { kWarmup, kMeasure, kStop };
+
+constexpr const char* kCodeNames[] = {"OK",
+                                      "CANCELLED",
+                                      "UNKNOWN",
+                                      "INVALID_ARGUMENT",
+                                      "DEADLINE_EXCEEDED",
+                                      "NOT_FOUND",
+                                      "ALREADY_EXISTS",
+                                      "PERMISSION_DENIED",
+                                      "RESOURCE_EXHAUSTED",
+                                      "FAILED_PRECONDITION",
+                                      "ABORTED",
+                                      "OUT_OF_RANGE",
+                                      "UNIMPLEMENTED",
+                                      "INTERNAL",
+                                      "UNAVAILABLE",
+                                      "DATA_LOSS",
+                                      "UNAUTHENTICATED"};
+constexpr int kCodes = 17;
+
+struct Shared {
+  const LoadOptions* options;
+  std::vector<std::unique_ptr<dtmgimp::Dtm::Stub>> stubs;
+  std::atomic<int> phase{kWarmup};
+  std::atomic<int64_t> next_id{0};
+  std::atomic<int64_t> remaining{0};  // count mode.
+  std::array<std::atomic<int64_t>, kCodes> codes{};
+  absl::Mutex mu;
+  int active_slots ABSL_GUARDED_BY(mu) = 0;
+};
+
+// One closed loop: a call, then the next, until the run stops.
+class Slot {
+ public:
+  Slot(Shared* shared, int index) : shared_(shared), index_(index) {}
+
+  void Issue() {
+    const LoadOptions& o = *shared_->options;
+    bool stop = shared_->phase.load() == kStop;
+    if (!stop && o.count > 0) stop = shared_->remaining.fetch_sub(1) <= 0;
+    if (stop) {
+      absl::MutexLock lock(&shared_->mu);
+      --shared_->active_slots;
+      return;
+    }
+    auto* call = new Call;
+    call->request = o.shape->build(
+        absl::StrCat(o.gid_prefix, "-", shared_->next_id.fetch_add(1)),
+        o.context);
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::milliseconds(o.call_timeout_ms));
+    call->start = absl::Now();
+    dtmgimp::Dtm::Stub* stub =
+        shared_->stubs[index_ % shared_->stubs.size()].get();
+    stub->async()->Submit(
+        &call->context, &call->request, &call->reply,
+        [this, call](grpc::Status status) { OnDone(call, status); });
+  }
+
+  const std::vector<double>& latencies_ms() const { return latencies_ms_; }
+  int64_t ok() const { return ok_; }
+  int64_t completed() const { return completed_; }
+
+ private:
+  struct Call {
+    grpc::ClientContext context;
+    dtmgimp::DtmRequest request;
+    google::protobuf::Empty reply;
+    absl::Time start;
+  };
+
+  void OnDone(Call* call, const grpc::Status& status) {
+    const double ms = absl::ToDoubleMilliseconds(absl::Now() - call->start);
+    delete call;
+    if (shared_->phase.load() == kMeasure) {
+      ++completed_;
+      const int code = static_cast<int>(status.error_code());
+      shared_->codes[code >= 0 && code < kCodes ? code : 2]++;
+      if (status.ok()) {
+        ++ok_;
+        latencies_ms_.push_back(ms);
+      }
+    }
+    Issue();
+  }
+
+  Shared* const shared_;
+  const int index_;
+  // Touched only by this slot's completions, which never overlap.
+  std::vector<double> latencies_ms_;
+  int64_t ok_ = 0;
+  int64_t completed_ = 0;
+};
+
+double Percentile(std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t i = static_cast<size_t>(p * (sorted.size() - 1) + 0.5);
+  return sorted[std::min(i, sorted.size() - 1)];
+}
+
+}  // namespace
+
+absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
+  if (options.shape == nullptr) {
+    return absl::InvalidArgumentError("no shape");
+  }
+  Shared shared;
+  shared.options = &options;
+  for (int i = 0; i < std::max(1, options.channels); ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("dtmd.bench.channel", i);  // a connection per channel.
+    auto channel = grpc::CreateCustomChannel(
+        options.target, grpc::InsecureChannelCredentials(), args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   std::chrono::seconds(10))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", options.target));
+    }
+    shared.stubs.push_back(dtmgimp::Dtm::NewStub(channel));
+  }
+  const bool count_mode = options.count > 0;
+  shared.remaining = options.count;
+  std::vector<std::unique_ptr<Slot>> slots;
+  {
+    absl::MutexLock lock(&shared.mu);
+    shared.active_slots = options.concurrency;
+  }
+  if (count_mode) shared.phase = kMeasure;
+  for (int i = 0; i < options.concurrency; ++i) {
+    slots.push_back(std::make_unique<Slot>(&shared, i));
+  }
+  for (auto& slot : slots) slot->Issue();
+
+  auto sample = [&]() -> absl::StatusOr<ProcSample> {
+    if (options.target_pid <= 0) return absl::NotFoundError("no pid");
+    return SampleProcess(options.target_pid);
+  };
+  absl::Time start, end;
+  absl::StatusOr<ProcSample> before, after;
+  auto all_done = [&shared]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared.mu) {
+    return shared.active_slots == 0;
+  };
+  if (count_mode) {
+    before = sample();
+    start = absl::Now();
+    absl::MutexLock lock(&shared.mu);
+    shared.mu.Await(absl::Condition(&all_done));
+    end = absl::Now();
+    after = sample();
+  } else {
+    absl::SleepFor(absl::Seconds(options.warmup_s));
+    before = sample();
+    start = absl::Now();
+    shared.phase = kMeasure;
+    absl::SleepFor(absl::Seconds(options.duration_s));
+    shared.phase = kStop;
+    end = absl::Now();
+    after = sample();
+    absl::MutexLock lock(&shared.mu);
+    shared.mu.AwaitWithTimeout(
+        absl::Condition(&all_done),
+        absl::Milliseconds(options.call_timeout_ms + 1000));
+  }
+
+  LoadResult result;
+  result.seconds = absl::ToDoubleSeconds(end - start);
+  std::vector<double> latencies;
+  for (const auto& slot : slots) {
+    result.completed += slot->completed();
+    result.ok += slot->ok();
+    latencies.insert(latencies.end(), slot->latencies_ms().begin(),
+                     slot->latencies_ms().end());
+  }
+  std::sort(latencies.begin(), latencies.end());
+  result.tps = result.seconds > 0 ? result.ok / result.seconds : 0;
+  result.p50_ms = Percentile(latencies, 0.50);
+  result.p90_ms = Percentile(latencies, 0.90);
+  result.p99_ms = Percentile(latencies, 0.99);
+  result.p999_ms = Percentile(latencies, 0.999);
+  result.max_ms = latencies.empty() ? 0 : latencies.back();
+  for (int code = 1; code < kCodes; ++code) {
+    if (shared.codes[code] > 0) {
+      result.errors[kCodeNames[code]] = shared.codes[code];
+    }
+  }
+  if (before.ok() && after.ok() && result.ok > 0) {
+    result.cpu_s_per_1k =
+        (after->cpu_seconds - before->cpu_seconds) / (result.ok / 1000.0);
+    result.rss_mib = after->peak_rss_mib;
+  }
+  // Slots are still referenced by calls that outlived the wait only if the
+  // target hung past the call deadline; they end with it, so keep the slots.
+  if (!count_mode) {
+    absl::MutexLock lock(&shared.mu);
+    if (shared.active_slots != 0) {
+      shared.mu.Await(absl::Condition(&all_done));
+    }
+  }
+  return result;
+}
+
+}  // namespace dtmd::bench

@@ -1,0 +1,49 @@
+// A closed-loop load generator for any coordinator that speaks DTM's gRPC
+// protocol: keeps `concurrency` Submit calls in flight, each started as soon
+// as the previous one of its slot answered, and measures what completes.
+#ifndef DTMD_TESTS_BENCH_LOAD_DRIVER_H_
+#define DTMD_TESTS_BENCH_LOAD_DRIVER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tests/bench/shapes.h"
+
+namespace dtmd::bench {
+
+struct LoadOptions {
+  std::string target;  // host:port of the coordinator.
+  const Shape* shape = nullptr;
+  ShapeContext context;
+  int concurrency = 64;
+  double warmup_s = 2;
+  double duration_s = 10;
+  // > 0: submit exactly this many transactions (no warm-up, no time limit).
+  int64_t count = 0;
+  std::string gid_prefix = "bench";
+  int channels = 2;
+  int64_t call_timeout_ms = 30000;
+  pid_t target_pid = 0;  // > 0: charge its CPU and memory to the run.
+};
+
+struct LoadResult {
+  double seconds = 0;     // the measured window.
+  int64_t completed = 0;  // calls answered in the window, any status.
+  int64_t ok = 0;
+  double tps = 0;  // OK answers per second.
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
+  std::map<std::string, int64_t> errors;  // status code name -> count.
+  double cpu_s_per_1k = -1;  // target's CPU seconds per 1000 OK; -1 unknown.
+  double rss_mib = -1;       // target's peak RSS; -1 unknown.
+};
+
+// Runs the load. Fails only if the target cannot be reached at all.
+absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);
+
+}  // namespace dtmd::bench
+
+#endif  // DTMD_TESTS_BENCH_LOAD_DRIVER_H_

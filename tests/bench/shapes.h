@@ -1,0 +1,34 @@
+// Transaction shapes the benchmark can drive. Adding a shape is a change to
+// shapes.cc alone: one entry in the table.
+#ifndef DTMD_TESTS_BENCH_SHAPES_H_
+#define DTMD_TESTS_BENCH_SHAPES_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dtmgimp.pb.h"
+
+namespace dtmd::bench {
+
+struct ShapeContext {
+  std::string branch_address;    // host:port of the bench's branch server.
+  int64_t retry_interval_s = 0;  // for shapes that retry; 0 = default.
+};
+
+struct Shape {
+  std::string name;
+  std::string description;
+  // Builds the Submit request of one transaction.
+  std::function<dtmgimp::DtmRequest(const std::string& gid,
+                                    const ShapeContext& context)>
+      build;
+};
+
+const std::vector<Shape>& Shapes();
+// nullptr for an unknown name.
+const Shape* FindShape(const std::string& name);
+
+}  // namespace dtmd::bench
+
+#endif  // DTMD_TESTS_BENCH_SHAPES_H_
