@@ -31,6 +31,9 @@ class Reactor : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "bench: unavailable"));
       return;
     }
+    // An empty message: a ByteBuffer holding one empty slice.
+    grpc::Slice empty;
+    response_ = grpc::ByteBuffer(&empty, 1);
     StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
