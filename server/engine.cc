@@ -106,13 +106,10 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
       std::move(trans), std::move(branches), storage::Durability::kSync,
       [this, txn = std::move(txn), wait_result, done = std::move(done)](
           absl::StatusOr<storage::CreateResult> result) mutable {
-        // Off the store's writer thread.
-        pool_.Post([this, txn = std::move(txn), wait_result,
-                    done = std::move(done),
-                    result = std::move(result)]() mutable {
-          OnStored(std::move(txn), wait_result, std::move(done),
-                   std::move(result));
-        });
+        // On the store's writer thread: OnStored only replies (gRPC's Finish
+        // does not block) and hands the transaction to a strand.
+        OnStored(std::move(txn), wait_result, std::move(done),
+                 std::move(result));
       });
 }
 

@@ -85,12 +85,20 @@ void SagaRunner::Load(std::optional<NewTransaction> preloaded,
       trans_.set_rollback_reason(
           absl::StrCat("Timeout after ", timeout_s, " seconds"));
       trans_.set_finish_time_ms(now);
-      Write({});
+      trans_dirty_ = true;
       round_over_ = true;
+      Persist();
       MaybeRetire();
       return;
     }
-    FinishRound();  // waits for Submit.
+    // Waits for Submit; looks again after the interval.
+    trans_.set_next_cron_time_ms(
+        now + std::max<int64_t>(1, trans_.next_cron_interval_s()) * 1000);
+    trans_dirty_ = true;
+    round_over_ = true;
+    reschedule_ = true;
+    Persist();
+    MaybeRetire();
     return;
   }
   Step();
@@ -101,6 +109,7 @@ void SagaRunner::Step() {
   if (engine_->stopping()) {
     if (in_flight_ == 0) {
       round_over_ = true;  // the stored next_cron_time resumes it later.
+      Persist();
       MaybeRetire();
     }
     return;
@@ -116,20 +125,28 @@ void SagaRunner::Step() {
       if (!decision.rollback_reason.empty()) {
         trans_.set_rollback_reason(decision.rollback_reason);
       }
+      trans_dirty_ = true;
       if (storage::IsFinalStatus(trans_.status())) {
         trans_.set_finish_time_ms(now);
-        Write({});
         round_over_ = true;
-        MaybeRetire();
-        return;
+        break;
       }
-      Write({});
       continue;  // plan again under the new status.
     }
     for (int position : decision.calls) CallBranch(position);
-    if (decision.calls.empty() && in_flight_ == 0) FinishRound();
-    return;
+    if (decision.calls.empty() && in_flight_ == 0) {
+      // Nothing more can happen now: sleep until the next retry.
+      const int64_t interval_s =
+          std::max<int64_t>(1, trans_.next_cron_interval_s());
+      trans_.set_next_cron_time_ms(now + interval_s * 1000);
+      trans_dirty_ = true;
+      round_over_ = true;
+      reschedule_ = true;
+    }
+    break;
   }
+  Persist();
+  MaybeRetire();
 }
 
 void SagaRunner::CallBranch(int position) {
@@ -173,26 +190,41 @@ void SagaRunner::OnAnswer(int position, BranchAnswer answer) {
           << answer.code << " " << answer.message << ")";
   txn::RetryPolicy policy;
   policy.max_interval_s = engine_->config().max_retry_interval_s;
+  const std::string status_before = trans_.status();
   bool deferred =
       txn::ApplySagaResult(&trans_, &branch, outcome, answer.message,
                            engine_->clock()->NowMs(), policy);
   call_state_[position] =
       deferred ? txn::CallState::kDeferred : txn::CallState::kIdle;
-  Write({branch});
+  dirty_branches_.push_back(position);
+  if (trans_.status() != status_before) trans_dirty_ = true;
   Step();
 }
 
-void SagaRunner::Write(std::vector<BranchRecord> branches) {
+void SagaRunner::Persist() {
+  if (!trans_dirty_ && dirty_branches_.empty()) return;
+  std::vector<BranchRecord> branches;
+  branches.reserve(dirty_branches_.size());
+  for (int position : dirty_branches_) branches.push_back(branches_[position]);
+  dirty_branches_.clear();
   ++pending_writes_;
+  auto done = [self = shared_from_this()](absl::Status status) {
+    self->strand_->Post(
+        [self, status = std::move(status)]() { self->OnWritten(status); });
+  };
+  if (!trans_dirty_) {
+    // A branch result that changed nothing else: no condition to check.
+    engine_->store()->PutBranches(gid_, std::move(branches),
+                                  storage::Durability::kNoSync,
+                                  std::move(done));
+    return;
+  }
+  trans_dirty_ = false;
   trans_.set_update_time_ms(engine_->clock()->NowMs());
   std::string expected = std::exchange(stored_status_, trans_.status());
   engine_->store()->UpdateTransaction(
       trans_, std::move(expected), std::move(branches),
-      storage::Durability::kNoSync,
-      [self = shared_from_this()](absl::Status status) {
-        self->strand_->Post(
-            [self, status = std::move(status)]() { self->OnWritten(status); });
-      });
+      storage::Durability::kNoSync, std::move(done));
 }
 
 void SagaRunner::OnWritten(absl::Status status) {
@@ -205,17 +237,6 @@ void SagaRunner::OnWritten(absl::Status status) {
     round_over_ = true;
     reschedule_ = false;
   }
-  MaybeRetire();
-}
-
-void SagaRunner::FinishRound() {
-  const int64_t now = engine_->clock()->NowMs();
-  const int64_t interval_s =
-      std::max<int64_t>(1, trans_.next_cron_interval_s());
-  trans_.set_next_cron_time_ms(now + interval_s * 1000);
-  Write({});
-  round_over_ = true;
-  reschedule_ = true;
   MaybeRetire();
 }
 

@@ -47,9 +47,10 @@ class SagaRunner : public std::enable_shared_from_this<SagaRunner> {
   void Step();
   void CallBranch(int position);
   void OnAnswer(int position, BranchAnswer answer);
-  void Write(std::vector<storage::v1::BranchRecord> branches);
+  // Writes what changed since the last write: the transaction record (with
+  // a status condition) and the branches answered since.
+  void Persist();
   void OnWritten(absl::Status status);
-  void FinishRound();
   void MaybeRetire();
   // The reply for waiters given the current records.
   absl::Status Outcome() const;
@@ -65,6 +66,8 @@ class SagaRunner : public std::enable_shared_from_this<SagaRunner> {
   std::string stored_status_;  // the status of the last write issued.
   int in_flight_ = 0;
   int pending_writes_ = 0;
+  std::vector<int> dirty_branches_;  // answered since the last write.
+  bool trans_dirty_ = false;         // the record changed since then.
   bool round_over_ = false;
   bool reschedule_ = false;  // whether retiring must set a wake-up timer.
   bool halted_ = false;      // a write failed: stop, recovery will resume.

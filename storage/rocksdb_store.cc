@@ -167,10 +167,10 @@ class RocksDBStore::Impl {
   // One queued write; `create_done` is set for kCreate, `status_done`
   // otherwise.
   struct Op {
-    enum class Kind { kCreate, kUpdate, kAppend };
+    enum class Kind { kCreate, kUpdate, kPutBranches, kAppend };
     Kind kind;
     TransRecord trans;            // kCreate, kUpdate.
-    std::string gid;              // kAppend.
+    std::string gid;              // kPutBranches, kAppend.
     std::string expected_status;  // kUpdate, kAppend.
     std::vector<BranchRecord> branches;
     Durability durability;
@@ -186,6 +186,7 @@ class RocksDBStore::Impl {
         trans_cf_(handles_.at(1)),
         branches_cf_(handles_.at(2)),
         due_cf_(handles_.at(3)),
+        syncer_([this] { SyncerLoop(); }),
         writer_([this] { WriterLoop(); }) {}
   ~Impl();
 
@@ -236,6 +237,9 @@ class RocksDBStore::Impl {
         break;
       case Op::Kind::kUpdate:
         outcome.status = StageUpdate(op, batch, &changes);
+        break;
+      case Op::Kind::kPutBranches:
+        outcome.status = StagePutBranches(op, &changes);
         break;
       case Op::Kind::kAppend:
         outcome.status = StageAppend(op, batch, &changes);
@@ -303,6 +307,19 @@ class RocksDBStore::Impl {
     return absl::OkStatus();
   }
 
+  absl::Status StagePutBranches(Op& op, Changes* changes) {
+    if (absl::Status valid = ValidateGid(op.gid); !valid.ok()) return valid;
+    for (BranchRecord& branch : op.branches) {
+      if (branch.position() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("negative branch position ", branch.position(),
+                         " for gid ", op.gid));
+      }
+      StageBranch(op.gid, branch, changes);
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status StageAppend(Op& op, Overlay* batch, Changes* changes) {
     if (absl::Status valid = ValidateGid(op.gid); !valid.ok()) return valid;
     absl::StatusOr<TransRecord> stored =
@@ -334,7 +351,23 @@ class RocksDBStore::Impl {
   uint64_t issued_ ABSL_GUARDED_BY(mu_) = 0;       // ops ever enqueued.
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;    // ops whose callback ran.
 
-  std::thread writer_;  // Last: starts after every other member exists.
+  // kSync ops written but not yet synced, in issue order.
+  struct Pending {
+    Op op;
+    Outcome outcome;
+  };
+  void SyncerLoop();
+  bool HasSyncWorkOrStopping() const ABSL_SHARED_LOCKS_REQUIRED(sync_mu_) {
+    return !sync_queue_.empty() || sync_stopping_;
+  }
+  void Complete(Op& op, Outcome& outcome);
+  absl::Mutex sync_mu_;
+  std::vector<Pending> sync_queue_ ABSL_GUARDED_BY(sync_mu_);
+  bool sync_stopping_ ABSL_GUARDED_BY(sync_mu_) = false;
+
+  // Last: they start after every other member exists.
+  std::thread syncer_;
+  std::thread writer_;
 };
 
 RocksDBStore::Impl::~Impl() {
@@ -343,6 +376,11 @@ RocksDBStore::Impl::~Impl() {
     stopping_ = true;
   }
   writer_.join();  // The writer drains the queue before it returns.
+  {
+    absl::MutexLock lock(&sync_mu_);
+    sync_stopping_ = true;
+  }
+  syncer_.join();  // And the syncer what the writer handed it.
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
     rocksdb::Status s = db_->DestroyColumnFamilyHandle(handle);
     if (!s.ok()) LOG(ERROR) << "RocksDBStore: " << s.ToString();
@@ -391,23 +429,13 @@ void RocksDBStore::Impl::WriterLoop() {
 
     batch.Clear();
     outcomes.clear();
-    bool sync = false;
     rocksdb::Status s;
-    for (Op& op : group) {
-      outcomes.push_back(Apply(op, &batch, &s));
-      sync = sync || op.durability == Durability::kSync;
-    }
-    // A kSync op whose condition failed may answer from a record that is
-    // only in the page cache, so a group with nothing to write still syncs.
+    for (Op& op : group) outcomes.push_back(Apply(op, &batch, &s));
+    // Written without sync: the syncer thread makes kSync ops durable, so
+    // that unsynced writes never wait behind an fsync.
     if (s.ok() && batch.GetWriteBatch()->Count() > 0) {
-      rocksdb::WriteOptions write_options;
-      write_options.sync = sync;
-      s = db_->Write(write_options, batch.GetWriteBatch());
+      s = db_->Write(rocksdb::WriteOptions(), batch.GetWriteBatch());
       ++write_batches_;
-      if (sync) ++synced_batches_;
-    } else if (s.ok() && sync) {
-      s = db_->SyncWAL();
-      ++synced_batches_;
     }
     if (!s.ok()) {
       // Later ops were evaluated against earlier ones' changes, so no
@@ -417,23 +445,68 @@ void RocksDBStore::Impl::WriterLoop() {
       for (Outcome& outcome : outcomes) outcome.status = error;
     }
 
-    // Counted before the callbacks, so that a caller who saw its callback
-    // also sees it in GetStats().
-    operations_ += static_cast<int64_t>(group.size());
+    size_t done = 0;
+    std::vector<Pending> to_sync;
     for (size_t i = 0; i < group.size(); ++i) {
-      Outcome& outcome = outcomes[i];
-      if (group[i].kind != Op::Kind::kCreate) {
-        group[i].status_done(std::move(outcome.status));
-      } else if (outcome.status.ok()) {
-        group[i].create_done(std::move(outcome.create));
+      // A kSync op's answer waits for the sync even when it wrote nothing:
+      // a repeated create answers from a record that may not be durable yet.
+      if (group[i].durability == Durability::kSync && outcomes[i].status.ok()) {
+        to_sync.push_back({std::move(group[i]), std::move(outcomes[i])});
       } else {
-        group[i].create_done(std::move(outcome.status));
+        Complete(group[i], outcomes[i]);
+        ++done;
       }
     }
-    const size_t done = group.size();
     group.clear();  // Release the callbacks' captures before Flush returns.
+    if (!to_sync.empty()) {
+      absl::MutexLock lock(&sync_mu_);
+      for (Pending& p : to_sync) sync_queue_.push_back(std::move(p));
+    }
     absl::MutexLock lock(&mu_);
     completed_ += done;
+  }
+}
+
+void RocksDBStore::Impl::SyncerLoop() {
+  std::vector<Pending> pending;
+  while (true) {
+    {
+      absl::MutexLock lock(&sync_mu_);
+      sync_mu_.Await(absl::Condition(this, &Impl::HasSyncWorkOrStopping));
+      if (sync_queue_.empty()) return;  // stopping and drained.
+      pending.assign(std::make_move_iterator(sync_queue_.begin()),
+                     std::make_move_iterator(sync_queue_.end()));
+      sync_queue_.clear();
+    }
+    // One fsync for every op written before it: group commit.
+    rocksdb::Status s = db_->SyncWAL();
+    ++synced_batches_;
+    absl::Status error;
+    if (!s.ok()) {
+      error = FromRocks(s, "RocksDBStore: sync");
+      LOG(ERROR) << error;
+    }
+    for (Pending& p : pending) {
+      if (!error.ok()) p.outcome.status = error;
+      Complete(p.op, p.outcome);
+    }
+    const size_t done = pending.size();
+    pending.clear();
+    absl::MutexLock lock(&mu_);
+    completed_ += done;
+  }
+}
+
+void RocksDBStore::Impl::Complete(Op& op, Outcome& outcome) {
+  // Counted before the callback, so that a caller who saw its callback also
+  // sees it in GetStats().
+  ++operations_;
+  if (op.kind != Op::Kind::kCreate) {
+    op.status_done(std::move(outcome.status));
+  } else if (outcome.status.ok()) {
+    op.create_done(std::move(outcome.create));
+  } else {
+    op.create_done(std::move(outcome.status));
   }
 }
 
@@ -509,6 +582,14 @@ void RocksDBStore::UpdateTransaction(TransRecord trans,
   impl_->Enqueue({Impl::Op::Kind::kUpdate, std::move(trans), "",
                   std::move(expected_status), std::move(branches), durability,
                   nullptr, std::move(done)});
+}
+
+void RocksDBStore::PutBranches(std::string gid,
+                               std::vector<BranchRecord> branches,
+                               Durability durability, StatusCallback done) {
+  impl_->Enqueue({Impl::Op::Kind::kPutBranches, TransRecord(), std::move(gid),
+                  "", std::move(branches), durability, nullptr,
+                  std::move(done)});
 }
 
 void RocksDBStore::AppendBranches(std::string gid, std::string expected_status,

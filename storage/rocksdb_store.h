@@ -10,10 +10,13 @@
 //
 // Writes are applied by one writer thread, in issue order. The writer takes
 // every write queued since its last pass, evaluates each one's condition
-// against the current state, puts the survivors into one WriteBatch and
-// writes it with sync=true if any of them asked for kSync (group commit: one
-// fsync for many acknowledgements), then runs the callbacks. Because only the
-// writer writes, a condition checked by the writer cannot be raced.
+// against the current state, and puts the survivors into one WriteBatch,
+// written without sync. Because only the writer writes, a condition checked
+// by the writer cannot be raced. kNoSync callbacks run right after that write.
+// kSync writes go on to a syncer thread, which makes everything written so
+// far durable with one WAL fsync (group commit: one fsync for every kSync
+// write that arrived while the previous fsync ran) and then runs their
+// callbacks. So unsynced writes never wait behind an fsync.
 #ifndef DTMD_STORAGE_ROCKSDB_STORE_H_
 #define DTMD_STORAGE_ROCKSDB_STORE_H_
 
@@ -50,6 +53,8 @@ class RocksDBStore : public Store {
   void UpdateTransaction(TransRecord trans, std::string expected_status,
                          std::vector<BranchRecord> branches,
                          Durability durability, StatusCallback done) override;
+  void PutBranches(std::string gid, std::vector<BranchRecord> branches,
+                   Durability durability, StatusCallback done) override;
   void AppendBranches(std::string gid, std::string expected_status,
                       std::vector<BranchRecord> branches, Durability durability,
                       StatusCallback done) override;
@@ -62,9 +67,9 @@ class RocksDBStore : public Store {
 
   // Counters for metrics and tests.
   struct Stats {
-    int64_t write_batches = 0;  // RocksDB writes made by the writer.
-    int64_t synced_batches = 0;
-    int64_t operations = 0;  // store operations applied.
+    int64_t write_batches = 0;   // RocksDB writes made by the writer.
+    int64_t synced_batches = 0;  // WAL fsyncs made by the syncer.
+    int64_t operations = 0;      // store operations applied.
   };
   Stats GetStats() const;
 

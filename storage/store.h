@@ -9,7 +9,10 @@
 // exactly once, on a store-owned thread, after the change is applied (and,
 // for Durability::kSync, after it is on disk). Callbacks must not block; they
 // hand work to another executor. Writes are applied in the order they are
-// issued. Reads are synchronous and see every write whose callback has run.
+// issued, and callbacks of writes of one durability run in that order (a
+// kNoSync callback may run before the callback of an earlier kSync write).
+// Reads are synchronous and see every write whose callback has run (and may
+// see a kSync write before its callback).
 //
 // All methods are thread-safe.
 #ifndef DTMD_STORAGE_STORE_H_
@@ -67,6 +70,12 @@ class Store {
                                  std::vector<BranchRecord> branches,
                                  Durability durability,
                                  StatusCallback done) = 0;
+
+  // Writes `branches` (each at its position()) of gid unconditionally: for
+  // the owner of a transaction recording branch results that change nothing
+  // else. No read happens, so nothing is checked about the transaction.
+  virtual void PutBranches(std::string gid, std::vector<BranchRecord> branches,
+                           Durability durability, StatusCallback done) = 0;
 
   // Adds `branches` after the existing ones (positions are assigned here:
   // existing count + i) if the stored status equals `expected_status`.
