@@ -11,7 +11,7 @@ CTEST_FLAGS ?= --output-on-failure --timeout 600
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps configure build run test test-release test-asan format format-check clean quickstart
+.PHONY: deps configure build run test test-release test-asan format format-check clean quickstart bench
 
 deps:
 	@scripts/deps.sh
@@ -27,6 +27,13 @@ build: deps $(BUILD_DIR)/build.ninja
 
 run: build
 	$(BUILD_DIR)/server/dtmd --data_dir=$(DATA_DIR) --grpc_port=$(GRPC_PORT)
+
+BENCH_TARGETS = dtmd dtmd-bench dtmd-relay dtmd-storage-probe dtmd-preload dtmd_micro_bench
+
+# The short benchmark suite (a few minutes); see README "Performance".
+bench: deps $(BUILD_DIR)/build.ninja
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(BENCH_TARGETS)
+	@tests/bench/run_bench.sh $(BUILD_DIR)
 
 quickstart: build
 	@examples/cpp/run_quickstart.sh $(BUILD_DIR)

@@ -261,6 +261,32 @@ TEST_F(RocksDBStoreTest, BranchesWrittenWithUpdateAreReadBack) {
   EXPECT_EQ(branches[1].gid(), "g1");
 }
 
+TEST_F(RocksDBStoreTest, PutBranchesWritesBranchesWithoutTouchingTheRecord) {
+  TransRecord trans = Trans("g1", kStatusSubmitted, 5);
+  ASSERT_TRUE(
+      Create(trans, {Branch("b0", "action"), Branch("b1", "action")}).ok());
+  BranchRecord done = Branch("b0", "action");
+  done.set_position(0);
+  done.set_status("succeed");
+  StatusWaiter put;
+  store_->PutBranches("g1", {done}, Durability::kNoSync, put.Callback());
+  ASSERT_TRUE(put.Wait().ok());
+  std::vector<BranchRecord> branches = *store_->GetBranches("g1");
+  ASSERT_EQ(branches.size(), 2u);
+  EXPECT_EQ(branches[0].status(), "succeed");
+  EXPECT_EQ(branches[0].gid(), "g1");
+  EXPECT_EQ(branches[1].status(), "prepared");
+  EXPECT_EQ(store_->GetTransaction("g1")->SerializeAsString(),
+            trans.SerializeAsString());
+  EXPECT_EQ(Due(5), std::vector<std::string>{"g1"});
+
+  BranchRecord bad = done;
+  bad.set_position(-1);
+  StatusWaiter rejected;
+  store_->PutBranches("g1", {bad}, Durability::kNoSync, rejected.Callback());
+  EXPECT_EQ(rejected.Wait().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(RocksDBStoreTest, AppendedBranchesGetNextPositions) {
   ASSERT_TRUE(Create(Trans("g1", kStatusPrepared, 1),
                      {Branch("b0", "try"), Branch("b1", "try")})

@@ -5,6 +5,8 @@
 // durable and nothing is retried. A benchmark baseline, not a coordinator.
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -28,7 +30,8 @@
 
 ABSL_FLAG(std::string, relay_listen_address, "127.0.0.1",
           "address the relay listens on");
-ABSL_FLAG(int, relay_port, 36795, "the relay's gRPC port");
+ABSL_FLAG(int, relay_port, 36795, "the relay's gRPC port; 0: any");
+ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
 
 namespace {
 
@@ -167,6 +170,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "dtmd-relay serving on port " << port;
+  if (!absl::GetFlag(FLAGS_port_file).empty()) {
+    const std::string path = absl::GetFlag(FLAGS_port_file);
+    std::ofstream(path + ".tmp") << port << "\n";
+    if (rename((path + ".tmp").c_str(), path.c_str()) != 0) return 1;
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
