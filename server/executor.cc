@@ -51,6 +51,19 @@ void Strand::Post(std::function<void()> fn) {
   if (schedule) pool_->Post([self = shared_from_this()] { self->Drain(); });
 }
 
+void Strand::Dispatch(std::function<void()> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (scheduled_) {
+      queue_.push_back(std::move(fn));
+      return;
+    }
+    scheduled_ = true;
+  }
+  fn();
+  Drain();
+}
+
 void Strand::Drain() {
   // Run a bounded number of closures, then yield the thread so one busy
   // strand cannot starve the others.

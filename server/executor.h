@@ -44,6 +44,12 @@ class Strand : public std::enable_shared_from_this<Strand> {
 
   void Post(std::function<void()> fn);
 
+  // Like Post, but when the strand is idle runs `fn` (and whatever is posted
+  // meanwhile) on the calling thread, saving a thread hop. For callers on
+  // threads that may run strand work: gRPC callback threads, never a thread
+  // that must stay responsive such as the store's.
+  void Dispatch(std::function<void()> fn);
+
  private:
   void Drain();
 

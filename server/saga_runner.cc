@@ -170,7 +170,8 @@ void SagaRunner::CallBranch(int position) {
   }
   engine_->invoker()->Call(
       std::move(call), [self = shared_from_this(), position](BranchAnswer a) {
-        self->strand_->Post([self, position, a = std::move(a)]() mutable {
+        // On a gRPC callback thread, which may run the event itself.
+        self->strand_->Dispatch([self, position, a = std::move(a)]() mutable {
           self->OnAnswer(position, std::move(a));
         });
       });
@@ -207,10 +208,15 @@ void SagaRunner::Persist() {
   branches.reserve(dirty_branches_.size());
   for (int position : dirty_branches_) branches.push_back(branches_[position]);
   dirty_branches_.clear();
-  ++pending_writes_;
-  auto done = [self = shared_from_this()](absl::Status status) {
-    self->strand_->Post(
-        [self, status = std::move(status)]() { self->OnWritten(status); });
+  // Writes complete in issue order, so the runner waits only for the write
+  // that ends its round; earlier writes report back only when they fail.
+  const bool last = round_over_;
+  if (last) ++pending_writes_;
+  auto done = [self = shared_from_this(), last](absl::Status status) {
+    if (!last && status.ok()) return;
+    self->strand_->Post([self, last, status = std::move(status)]() {
+      self->OnWritten(last, status);
+    });
   };
   if (!trans_dirty_) {
     // A branch result that changed nothing else: no condition to check.
@@ -227,8 +233,8 @@ void SagaRunner::Persist() {
       storage::Durability::kNoSync, std::move(done));
 }
 
-void SagaRunner::OnWritten(absl::Status status) {
-  --pending_writes_;
+void SagaRunner::OnWritten(bool last, absl::Status status) {
+  if (last) --pending_writes_;
   if (!status.ok() && !halted_) {
     // The stored record is the truth; stop and let the scheduler resume
     // from it.

@@ -50,7 +50,8 @@ class SagaRunner : public std::enable_shared_from_this<SagaRunner> {
   // Writes what changed since the last write: the transaction record (with
   // a status condition) and the branches answered since.
   void Persist();
-  void OnWritten(absl::Status status);
+  // `last`: the write that ends the round (else only failures report).
+  void OnWritten(bool last, absl::Status status);
   void MaybeRetire();
   // The reply for waiters given the current records.
   absl::Status Outcome() const;
@@ -65,7 +66,7 @@ class SagaRunner : public std::enable_shared_from_this<SagaRunner> {
   std::vector<txn::CallState> call_state_;
   std::string stored_status_;  // the status of the last write issued.
   int in_flight_ = 0;
-  int pending_writes_ = 0;
+  int pending_writes_ = 0;           // round-ending writes not yet completed.
   std::vector<int> dirty_branches_;  // answered since the last write.
   bool trans_dirty_ = false;         // the record changed since then.
   bool round_over_ = false;

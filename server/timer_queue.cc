@@ -34,6 +34,7 @@ TimerQueue::~TimerQueue() {
 void TimerQueue::RunAt(int64_t when_ms, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
   heap_.push(Entry{when_ms, next_seq_++, std::move(fn)});
+  // The loop wakes only for a timer earlier than the one it sleeps for.
 }
 
 void TimerQueue::RunAfter(int64_t delay_ms, std::function<void()> fn) {
@@ -61,14 +62,15 @@ void TimerQueue::Loop() {
     }
     int64_t wait_ms = kMaxSleepMs;
     if (!heap_.empty()) wait_ms = std::min(wait_ms, heap_.top().when_ms - now);
-    // Wakes early when a new timer or stop arrives.
-    size_t size = heap_.size();
-    uint64_t seq = next_seq_;
-    auto changed = [this, size, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stopping_ || heap_.size() != size || next_seq_ != seq;
+    wait_ms = std::max<int64_t>(wait_ms, 1);
+    // Wakes early for stop or for a timer due before the planned wake-up;
+    // later timers (the common case) cost the caller no wake-up.
+    const int64_t wake_at = now + wait_ms;
+    auto earlier = [this, wake_at]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || (!heap_.empty() && heap_.top().when_ms < wake_at);
     };
-    mu_.AwaitWithTimeout(absl::Condition(&changed),
-                         absl::Milliseconds(std::max<int64_t>(wait_ms, 1)));
+    mu_.AwaitWithTimeout(absl::Condition(&earlier),
+                         absl::Milliseconds(wait_ms));
   }
 }
 
