@@ -9,8 +9,10 @@
 // ratios dtmd/relay are printed: the figures that count on a noisy machine.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -43,6 +45,9 @@ ABSL_FLAG(int64_t, retry_interval, 0,
 ABSL_FLAG(std::string, gid_prefix, "",
           "gid prefix (default: unique per run, so runs can share a store)");
 ABSL_FLAG(bool, json, false, "print one JSON object instead of a table");
+ABSL_FLAG(int, rounds, 1,
+          "with --relay: alternate target and relay this many times, each "
+          "for --duration, and add the rounds up (evens out machine drift)");
 
 namespace {
 
@@ -126,41 +131,49 @@ int main(int argc, char** argv) {
     o.gid_prefix = absl::StrCat(prefix, "-", tag);
     return dtmd::bench::RunLoad(o);
   };
-  absl::StatusOr<dtmd::bench::LoadResult> main_result =
-      run(absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_target_pid), "t");
-  if (!main_result.ok()) {
-    fprintf(stderr, "%s\n", main_result.status().ToString().c_str());
-    return 1;
-  }
-  absl::StatusOr<dtmd::bench::LoadResult> relay_result =
-      absl::NotFoundError("no relay");
   const bool with_relay = !absl::GetFlag(FLAGS_relay).empty();
-  if (with_relay) {
-    relay_result =
-        run(absl::GetFlag(FLAGS_relay), absl::GetFlag(FLAGS_relay_pid), "r");
-    if (!relay_result.ok()) {
-      fprintf(stderr, "%s\n", relay_result.status().ToString().c_str());
+  const int rounds = with_relay ? std::max(1, absl::GetFlag(FLAGS_rounds)) : 1;
+  std::vector<dtmd::bench::LoadResult> target_runs, relay_runs;
+  for (int round = 0; round < rounds; ++round) {
+    absl::StatusOr<dtmd::bench::LoadResult> r =
+        run(absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_target_pid),
+            absl::StrCat("t", round));
+    if (!r.ok()) {
+      fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
+    target_runs.push_back(*std::move(r));
+    if (!with_relay) break;
+    r = run(absl::GetFlag(FLAGS_relay), absl::GetFlag(FLAGS_relay_pid),
+            absl::StrCat("r", round));
+    if (!r.ok()) {
+      fprintf(stderr, "%s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    relay_runs.push_back(*std::move(r));
   }
+  const dtmd::bench::LoadResult main_result = dtmd::bench::Combine(target_runs);
+  const dtmd::bench::LoadResult relay_result =
+      with_relay ? dtmd::bench::Combine(relay_runs) : dtmd::bench::LoadResult();
 
   if (absl::GetFlag(FLAGS_json)) {
-    nlohmann::json out = ToJson(*main_result);
+    nlohmann::json out = ToJson(main_result);
     out["shape"] = shape->name;
     out["concurrency"] = options.concurrency;
+    out["rounds"] = rounds;
     if (with_relay) {
-      out["relay"] = ToJson(*relay_result);
+      out["relay"] = ToJson(relay_result);
       out["ratio_tps"] =
-          relay_result->tps > 0 ? main_result->tps / relay_result->tps : 0;
-      out["ratio_p99"] = relay_result->p99_ms > 0
-                             ? main_result->p99_ms / relay_result->p99_ms
+          relay_result.tps > 0 ? main_result.tps / relay_result.tps : 0;
+      out["ratio_p99"] = relay_result.p99_ms > 0
+                             ? main_result.p99_ms / relay_result.p99_ms
                              : 0;
     }
     printf("%s\n", out.dump().c_str());
     return 0;
   }
-  printf("shape %s, concurrency %d, %s\n", shape->name.c_str(),
-         options.concurrency,
+  printf("shape %s, concurrency %d, %d round(s) of %s\n", shape->name.c_str(),
+         options.concurrency, rounds,
          options.count > 0
              ? absl::StrCat(options.count, " transactions").c_str()
              : absl::StrFormat("%.0f s after %.0f s warm-up",
@@ -169,12 +182,12 @@ int main(int argc, char** argv) {
   printf("%-7s %10s %8s %8s %8s %8s %8s %9s %9s %8s\n", "", "tps", "p50_ms",
          "p90_ms", "p99_ms", "p999_ms", "max_ms", "errors", "cpu_s/1k",
          "rss_mib");
-  printf("%s", Row("target", *main_result).c_str());
+  printf("%s", Row("target", main_result).c_str());
   if (with_relay) {
-    printf("%s", Row("relay", *relay_result).c_str());
+    printf("%s", Row("relay", relay_result).c_str());
     printf("target/relay: throughput %.2f, p99 latency %.2f\n",
-           main_result->tps / std::max(relay_result->tps, 1e-9),
-           main_result->p99_ms / std::max(relay_result->p99_ms, 1e-9));
+           main_result.tps / std::max(relay_result.tps, 1e-9),
+           main_result.p99_ms / std::max(relay_result.p99_ms, 1e-9));
   }
   return 0;
 }

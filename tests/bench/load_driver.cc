@@ -116,13 +116,47 @@ class Slot {
   int64_t completed_ = 0;
 };
 
-double Percentile(std::vector<double>& sorted, double p) {
+double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   size_t i = static_cast<size_t>(p * (sorted.size() - 1) + 0.5);
   return sorted[std::min(i, sorted.size() - 1)];
 }
 
+// Derives the figures from the raw ones.
+void Summarize(LoadResult* r) {
+  std::sort(r->latencies_ms.begin(), r->latencies_ms.end());
+  r->tps = r->seconds > 0 ? r->ok / r->seconds : 0;
+  r->p50_ms = Percentile(r->latencies_ms, 0.50);
+  r->p90_ms = Percentile(r->latencies_ms, 0.90);
+  r->p99_ms = Percentile(r->latencies_ms, 0.99);
+  r->p999_ms = Percentile(r->latencies_ms, 0.999);
+  r->max_ms = r->latencies_ms.empty() ? 0 : r->latencies_ms.back();
+  r->cpu_s_per_1k =
+      r->cpu_seconds >= 0 && r->ok > 0 ? r->cpu_seconds / (r->ok / 1000.0) : -1;
+}
+
 }  // namespace
+
+LoadResult Combine(const std::vector<LoadResult>& runs) {
+  LoadResult total;
+  total.cpu_seconds = 0;
+  for (const LoadResult& r : runs) {
+    total.seconds += r.seconds;
+    total.completed += r.completed;
+    total.ok += r.ok;
+    for (const auto& [code, count] : r.errors) total.errors[code] += count;
+    total.latencies_ms.insert(total.latencies_ms.end(), r.latencies_ms.begin(),
+                              r.latencies_ms.end());
+    if (r.cpu_seconds < 0 || total.cpu_seconds < 0) {
+      total.cpu_seconds = -1;
+    } else {
+      total.cpu_seconds += r.cpu_seconds;
+    }
+    total.rss_mib = std::max(total.rss_mib, r.rss_mib);
+  }
+  Summarize(&total);
+  return total;
+}
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   if (options.shape == nullptr) {
@@ -189,30 +223,23 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
 
   LoadResult result;
   result.seconds = absl::ToDoubleSeconds(end - start);
-  std::vector<double> latencies;
   for (const auto& slot : slots) {
     result.completed += slot->completed();
     result.ok += slot->ok();
-    latencies.insert(latencies.end(), slot->latencies_ms().begin(),
-                     slot->latencies_ms().end());
+    result.latencies_ms.insert(result.latencies_ms.end(),
+                               slot->latencies_ms().begin(),
+                               slot->latencies_ms().end());
   }
-  std::sort(latencies.begin(), latencies.end());
-  result.tps = result.seconds > 0 ? result.ok / result.seconds : 0;
-  result.p50_ms = Percentile(latencies, 0.50);
-  result.p90_ms = Percentile(latencies, 0.90);
-  result.p99_ms = Percentile(latencies, 0.99);
-  result.p999_ms = Percentile(latencies, 0.999);
-  result.max_ms = latencies.empty() ? 0 : latencies.back();
   for (int code = 1; code < kCodes; ++code) {
     if (shared.codes[code] > 0) {
       result.errors[kCodeNames[code]] = shared.codes[code];
     }
   }
-  if (before.ok() && after.ok() && result.ok > 0) {
-    result.cpu_s_per_1k =
-        (after->cpu_seconds - before->cpu_seconds) / (result.ok / 1000.0);
+  if (before.ok() && after.ok()) {
+    result.cpu_seconds = after->cpu_seconds - before->cpu_seconds;
     result.rss_mib = after->peak_rss_mib;
   }
+  Summarize(&result);
   // Slots are still referenced by calls that outlived the wait only if the
   // target hung past the call deadline; they end with it, so keep the slots.
   if (!count_mode) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "tests/bench/shapes.h"
@@ -39,7 +40,13 @@ struct LoadResult {
   std::map<std::string, int64_t> errors;  // status code name -> count.
   double cpu_s_per_1k = -1;  // target's CPU seconds per 1000 OK; -1 unknown.
   double rss_mib = -1;       // target's peak RSS; -1 unknown.
+  double cpu_seconds = -1;   // target's CPU seconds in the window.
+  std::vector<double> latencies_ms;  // of the OK answers, sorted.
 };
+
+// Adds up runs of the same load (interleaved rounds): throughput over the
+// summed windows, percentiles over all latencies, CPU per 1000 over all.
+LoadResult Combine(const std::vector<LoadResult>& runs);
 
 // Runs the load. Fails only if the target cannot be reached at all.
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);

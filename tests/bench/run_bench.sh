@@ -4,14 +4,16 @@
 # table. Everything runs on loopback; every figure is measured in this run.
 #
 # Usage: tests/bench/run_bench.sh BUILD_DIR
-# Environment: DURATION (s, default 10), WARMUP (s, 2), CONCURRENCY (64),
+# Environment: DURATION (s per run, default 5), ROUNDS (dtmd/relay
+#   alternations, 3), WARMUP (s, 2), CONCURRENCY (64),
 #   PRELOAD (stored transactions, 1000000), RETRYING (unfinished, 100000),
 #   RETRYING_INTERVAL (their RetryInterval, s, 10), OUT (result dir).
 set -euo pipefail
 
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
-duration=${DURATION:-10}
+duration=${DURATION:-5}
+rounds=${ROUNDS:-3}
 warmup=${WARMUP:-2}
 concurrency=${CONCURRENCY:-64}
 preload=${PRELOAD:-1000000}
@@ -70,7 +72,8 @@ relay_addr="127.0.0.1:$(cat "$work/relay.port")"
 start_dtmd empty "$work/data-empty"
 for shape in saga-empty saga; do
   run_bench "$shape.json" --shape="$shape" --target="$dtmd_addr" \
-    --target_pid="$dtmd_pid" --relay="$relay_addr" --relay_pid="$relay_pid"
+    --target_pid="$dtmd_pid" --relay="$relay_addr" --relay_pid="$relay_pid" \
+    --rounds="$rounds"
 done
 stop "$dtmd_pid"
 stop "$relay_pid"
