@@ -381,6 +381,11 @@ RocksDBStore::Impl::~Impl() {
     sync_stopping_ = true;
   }
   syncer_.join();  // And the syncer what the writer handed it.
+  // Memtables to SST files, so that the next open need not replay the WAL.
+  rocksdb::FlushOptions flush;
+  rocksdb::Status flushed = db_->Flush(flush, handles_);
+  if (!flushed.ok())
+    LOG(ERROR) << "RocksDBStore: flush: " << flushed.ToString();
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
     rocksdb::Status s = db_->DestroyColumnFamilyHandle(handle);
     if (!s.ok()) LOG(ERROR) << "RocksDBStore: " << s.ToString();
@@ -637,6 +642,19 @@ absl::StatusOr<std::vector<std::string>> RocksDBStore::ScanDue(int64_t until_ms,
 }
 
 void RocksDBStore::Flush() { impl_->Flush(); }
+
+absl::Status RocksDBStore::CompactAll() {
+  impl_->Flush();
+  for (rocksdb::ColumnFamilyHandle* handle : impl_->handles_) {
+    rocksdb::CompactRangeOptions options;
+    options.bottommost_level_compaction =
+        rocksdb::BottommostLevelCompaction::kForceOptimized;
+    rocksdb::Status s =
+        impl_->db_->CompactRange(options, handle, nullptr, nullptr);
+    if (!s.ok()) return FromRocks(s, "RocksDBStore: compact");
+  }
+  return absl::OkStatus();
+}
 
 RocksDBStore::Stats RocksDBStore::GetStats() const {
   return {impl_->write_batches_.load(), impl_->synced_batches_.load(),

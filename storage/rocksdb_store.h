@@ -65,6 +65,11 @@ class RocksDBStore : public Store {
                                                    int limit) override;
   void Flush() override;
 
+  // Waits for queued writes, then compacts every column family into its
+  // final levels, as a store that has run for a long time would be. Blocks;
+  // for tools that prepare a store (benchmarks), not for the serving path.
+  absl::Status CompactAll();
+
   // Counters for metrics and tests.
   struct Stats {
     int64_t write_batches = 0;   // RocksDB writes made by the writer.

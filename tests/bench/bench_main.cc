@@ -7,6 +7,8 @@
 //
 // With --relay the same load runs against the relay right after, and the
 // ratios dtmd/relay are printed: the figures that count on a noisy machine.
+// --relay is one case of --baseline (any second coordinator, e.g. a dtmd on
+// an empty store beside one on a full store); --baseline_name labels it.
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +32,11 @@ ABSL_FLAG(std::string, target, "127.0.0.1:36790", "coordinator host:port");
 ABSL_FLAG(int, target_pid, 0, "coordinator pid, for CPU and RSS figures");
 ABSL_FLAG(std::string, relay, "", "dtmd-relay host:port to compare against");
 ABSL_FLAG(int, relay_pid, 0, "relay pid, for CPU and RSS figures");
+ABSL_FLAG(std::string, baseline, "",
+          "another coordinator to compare against (instead of --relay)");
+ABSL_FLAG(int, baseline_pid, 0, "baseline pid, for CPU and RSS figures");
+ABSL_FLAG(std::string, baseline_name, "",
+          "label of the baseline (default: relay)");
 ABSL_FLAG(std::string, shape, "saga", "transaction shape (--list_shapes)");
 ABSL_FLAG(bool, list_shapes, false, "print the shapes and exit");
 ABSL_FLAG(int, concurrency, 64, "transactions in flight");
@@ -45,9 +52,10 @@ ABSL_FLAG(int64_t, retry_interval, 0,
 ABSL_FLAG(std::string, gid_prefix, "",
           "gid prefix (default: unique per run, so runs can share a store)");
 ABSL_FLAG(bool, json, false, "print one JSON object instead of a table");
-ABSL_FLAG(int, rounds, 1,
-          "with --relay: alternate target and relay this many times, each "
-          "for --duration, and add the rounds up (evens out machine drift)");
+ABSL_FLAG(
+    int, rounds, 1,
+    "with a baseline: alternate target and baseline this many times, each "
+    "for --duration, and add the rounds up (evens out machine drift)");
 
 namespace {
 
@@ -131,7 +139,15 @@ int main(int argc, char** argv) {
     o.gid_prefix = absl::StrCat(prefix, "-", tag);
     return dtmd::bench::RunLoad(o);
   };
-  const bool with_relay = !absl::GetFlag(FLAGS_relay).empty();
+  std::string baseline = absl::GetFlag(FLAGS_baseline);
+  int baseline_pid = absl::GetFlag(FLAGS_baseline_pid);
+  if (baseline.empty()) {
+    baseline = absl::GetFlag(FLAGS_relay);
+    baseline_pid = absl::GetFlag(FLAGS_relay_pid);
+  }
+  std::string baseline_name = absl::GetFlag(FLAGS_baseline_name);
+  if (baseline_name.empty()) baseline_name = "relay";
+  const bool with_relay = !baseline.empty();
   const int rounds = with_relay ? std::max(1, absl::GetFlag(FLAGS_rounds)) : 1;
   std::vector<dtmd::bench::LoadResult> target_runs, relay_runs;
   for (int round = 0; round < rounds; ++round) {
@@ -144,8 +160,7 @@ int main(int argc, char** argv) {
     }
     target_runs.push_back(*std::move(r));
     if (!with_relay) break;
-    r = run(absl::GetFlag(FLAGS_relay), absl::GetFlag(FLAGS_relay_pid),
-            absl::StrCat("r", round));
+    r = run(baseline, baseline_pid, absl::StrCat("r", round));
     if (!r.ok()) {
       fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
@@ -163,6 +178,7 @@ int main(int argc, char** argv) {
     out["rounds"] = rounds;
     if (with_relay) {
       out["relay"] = ToJson(relay_result);
+      out["baseline_name"] = baseline_name;
       out["ratio_tps"] =
           relay_result.tps > 0 ? main_result.tps / relay_result.tps : 0;
       out["ratio_p99"] = relay_result.p99_ms > 0
@@ -184,8 +200,9 @@ int main(int argc, char** argv) {
          "rss_mib");
   printf("%s", Row("target", main_result).c_str());
   if (with_relay) {
-    printf("%s", Row("relay", relay_result).c_str());
-    printf("target/relay: throughput %.2f, p99 latency %.2f\n",
+    printf("%s", Row(baseline_name, relay_result).c_str());
+    printf("target/%s: throughput %.2f, p99 latency %.2f\n",
+           baseline_name.c_str(),
            main_result.tps / std::max(relay_result.tps, 1e-9),
            main_result.p99_ms / std::max(relay_result.p99_ms, 1e-9));
   }

@@ -82,14 +82,15 @@ echo "== $preload stored transactions"
 "$build/tests/bench/dtmd-preload" --data_dir="$work/data-full" \
   --count="$preload" --json > "$out/preload.json"
 start_dtmd full "$work/data-full"
-run_bench saga-full.json --shape=saga --target="$dtmd_addr" \
-  --target_pid="$dtmd_pid"
-stop "$dtmd_pid"
-# The empty-store figure again, right after, so the ratio compares like with
-# like on a noisy machine.
+full_pid=$dtmd_pid
+full_addr=$dtmd_addr
 start_dtmd empty2 "$work/data-empty2"
-run_bench saga-empty-store.json --shape=saga --target="$dtmd_addr" \
-  --target_pid="$dtmd_pid"
+# The full store against an empty one, interleaved, so that the ratio
+# compares like with like on a noisy machine.
+run_bench saga-full.json --shape=saga --target="$full_addr" \
+  --target_pid="$full_pid" --baseline="$dtmd_addr" --baseline_pid="$dtmd_pid" \
+  --baseline_name=empty --rounds="$rounds"
+stop "$full_pid"
 stop "$dtmd_pid"
 
 echo "== $retrying unfinished transactions retrying"
