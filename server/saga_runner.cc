@@ -214,7 +214,9 @@ void SagaRunner::Persist() {
   if (last) ++pending_writes_;
   auto done = [self = shared_from_this(), last](absl::Status status) {
     if (!last && status.ok()) return;
-    self->strand_->Post([self, last, status = std::move(status)]() {
+    // The round's last write: the runner is idle, so retiring (a map erase
+    // and the waiters' replies, which do not block) runs right here.
+    self->strand_->Dispatch([self, last, status = std::move(status)]() {
       self->OnWritten(last, status);
     });
   };
