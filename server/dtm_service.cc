@@ -73,35 +73,46 @@ grpc::ServerUnaryReactor* DtmService::NewGid(
   return FinishNow(context, absl::OkStatus());
 }
 
+namespace {
+
+// Submit and Prepare: validate, build the records in `status`, hand them to
+// `accept` (which finishes the reactor later).
+template <typename Accept>
+grpc::ServerUnaryReactor* AcceptSaga(Engine* engine,
+                                     grpc::CallbackServerContext* context,
+                                     const dtmgimp::DtmRequest& request,
+                                     absl::string_view status, Accept accept) {
+  if (absl::Status s = CheckRequestHead(request, engine); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<NewTransaction> txn =
+      BuildSaga(request, status, engine->clock()->NowMs(), engine->config());
+  if (!txn.ok()) return FinishNow(context, txn.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  accept(*std::move(txn), FinishLater(reactor));
+  return reactor;
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* DtmService::Submit(
     grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
     google::protobuf::Empty*) {
-  const Config& config = engine_->config();
-  if (absl::Status s = CheckRequestHead(*request, engine_); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<NewTransaction> txn = BuildSaga(
-      *request, storage::kStatusSubmitted, engine_->clock()->NowMs(), config);
-  if (!txn.ok()) return FinishNow(context, txn.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  engine_->Submit(*std::move(txn), request->transoptions().waitresult(),
-                  FinishLater(reactor));
-  return reactor;
+  const bool wait_result = request->transoptions().waitresult();
+  return AcceptSaga(
+      engine_, context, *request, storage::kStatusSubmitted,
+      [this, wait_result](NewTransaction txn, ReplyCallback done) {
+        engine_->Submit(std::move(txn), wait_result, std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* DtmService::Prepare(
     grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
     google::protobuf::Empty*) {
-  const Config& config = engine_->config();
-  if (absl::Status s = CheckRequestHead(*request, engine_); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<NewTransaction> txn = BuildSaga(
-      *request, storage::kStatusPrepared, engine_->clock()->NowMs(), config);
-  if (!txn.ok()) return FinishNow(context, txn.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  engine_->Prepare(*std::move(txn), FinishLater(reactor));
-  return reactor;
+  return AcceptSaga(engine_, context, *request, storage::kStatusPrepared,
+                    [this](NewTransaction txn, ReplyCallback done) {
+                      engine_->Prepare(std::move(txn), std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* DtmService::Abort(

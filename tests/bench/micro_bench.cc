@@ -24,6 +24,7 @@
 #include "benchmark/benchmark.h"
 #include "server/txn/saga.h"
 #include "storage/rocksdb_store.h"
+#include "tests/bench/sample_records.h"
 
 namespace dtmd::bench {
 namespace {
@@ -38,53 +39,18 @@ constexpr int64_t kNowMs = 1'700'000'000'000;
 constexpr char kGid[] = "bench-0000000000000001";  // 22 characters.
 constexpr int kStoreWindow = 1024;                 // writes in flight.
 
-// A step list of `steps` steps in the shape of DTM's gRPC Saga requests.
-std::string StepsJson(int steps) {
-  std::string json = "[";
-  for (int i = 0; i < steps; ++i) {
-    absl::StrAppend(
-        &json, i ? "," : "", "{\"action\":\"127.0.0.1:8081/busi.Busi/Action", i,
-        "\",\"compensate\":\"127.0.0.1:8081/busi.Busi/Revert", i, "\"}");
-  }
-  return json + "]";
-}
-
-struct Saga {
-  TransRecord trans;
-  std::vector<BranchRecord> branches;
-};
+using Saga = NewTransaction;
 
 // A submitted sequential saga of `steps` steps, as dtmd stores it, whose
 // first `succeeded` actions have succeeded.
 Saga MakeSaga(int steps, int succeeded) {
-  absl::StatusOr<txn::SagaDefinition> def =
-      txn::ParseSaga(kGid, StepsJson(steps),
-                     std::vector<std::string>(steps, std::string(64, 'p')), "",
-                     txn::SagaLimits());
-  if (!def.ok()) std::abort();  // The input above is valid.
-  Saga saga;
-  saga.branches = std::move(def->branches);
-  for (BranchRecord& b : saga.branches) b.set_create_time_ms(kNowMs);
-  for (int i = 0; i < succeeded; ++i) {
-    saga.branches[2 * i + 1].set_status(txn::kBranchSucceed);
-    saga.branches[2 * i + 1].set_finish_time_ms(kNowMs + i);
-  }
-  TransRecord& t = saga.trans;
-  t.set_gid(kGid);
-  t.set_trans_type("saga");
-  t.set_status(storage::kStatusSubmitted);
-  t.mutable_options()->set_wait_result(true);
-  t.mutable_options()->set_retry_interval_s(10);
-  t.mutable_options()->set_request_timeout_s(3);
-  t.set_create_time_ms(kNowMs);
-  t.set_update_time_ms(kNowMs);
-  t.set_next_cron_interval_s(10);
-  t.set_next_cron_time_ms(kNowMs + 10'000);
+  Saga saga = SampleSaga(kGid, steps, kNowMs);
+  MarkActionsSucceeded(&saga, succeeded, kNowMs);
   return saga;
 }
 
 void BM_ParseSaga(benchmark::State& state) {
-  const std::string steps = StepsJson(2);
+  const std::string steps = SampleStepsJson(2);
   const std::vector<std::string> payloads(2, std::string(64, 'p'));
   for (auto _ : state) {
     auto def = txn::ParseSaga(kGid, steps, payloads, "", txn::SagaLimits());

@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "storage/rocksdb_store.h"
+#include "tests/bench/sample_records.h"
 
 ABSL_FLAG(std::string, data_dir, "",
           "dtmd data directory to fill (required); dtmd must not be running.");
@@ -44,43 +45,12 @@ using storage::TransRecord;
 
 constexpr int kMaxInFlight = 10000;
 
-struct Transaction {
-  TransRecord trans;
-  std::vector<BranchRecord> branches;
-};
+using Transaction = NewTransaction;
 
-// A succeeded 2-step saga that started at `now_ms` and took 20 ms; the gid is
-// set per write.
+// A saga that started at `now_ms`, took 20 ms and succeeded.
 Transaction MakeFinishedSaga(int64_t now_ms) {
-  const int64_t finish_ms = now_ms + 20;
-  Transaction t;
-  t.trans.set_trans_type("saga");
-  t.trans.set_status(storage::kStatusSucceed);
-  storage::v1::TransOptions* options = t.trans.mutable_options();
-  options->set_retry_interval_s(10);
-  options->set_request_timeout_s(3);
-  t.trans.set_create_time_ms(now_ms);
-  t.trans.set_update_time_ms(finish_ms);
-  t.trans.set_finish_time_ms(finish_ms);
-  t.trans.set_next_cron_interval_s(10);
-  t.trans.set_next_cron_time_ms(now_ms + 10'000);
-  for (int step = 0; step < 2; ++step) {
-    for (const char* op : {"compensate", "action"}) {
-      const bool action = op[0] == 'a';
-      BranchRecord& b = t.branches.emplace_back();
-      b.set_branch_id(absl::StrCat("0", step + 1));
-      b.set_op(op);
-      b.set_url(absl::StrCat("127.0.0.1:1/bench.Bench/",
-                             action ? "Action" : "Compensate"));
-      b.set_bin_data(std::string(64, 'p'));
-      b.set_status(action ? "succeed" : "prepared");
-      b.set_create_time_ms(now_ms);
-      if (action) {
-        b.set_finish_time_ms(now_ms + 10 * (step + 1));
-        b.set_call_count(1);
-      }
-    }
-  }
+  Transaction t = SampleSaga("sample", 2, now_ms);
+  MarkFinished(&t, now_ms + 20);
   return t;
 }
 

@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "storage/rocksdb_store.h"
+#include "tests/bench/sample_records.h"
 
 ABSL_FLAG(std::string, data_dir, "",
           "Directory on the disk to probe (required); a fresh subdirectory is "
@@ -49,41 +50,7 @@ using storage::Durability;
 using storage::RocksDBStore;
 using storage::TransRecord;
 
-// A submitted 2-step saga as BuildSaga would store it; the gid is set per
-// write.
-struct Transaction {
-  TransRecord trans;
-  std::vector<BranchRecord> branches;
-};
-
-Transaction MakeSaga() {
-  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
-  Transaction t;
-  t.trans.set_trans_type("saga");
-  t.trans.set_status(storage::kStatusSubmitted);
-  storage::v1::TransOptions* options = t.trans.mutable_options();
-  options->set_wait_result(true);
-  options->set_retry_interval_s(10);
-  options->set_request_timeout_s(3);
-  t.trans.set_create_time_ms(now_ms);
-  t.trans.set_update_time_ms(now_ms);
-  t.trans.set_next_cron_interval_s(10);
-  t.trans.set_next_cron_time_ms(now_ms + 10'000);
-  const char* const kMethods[2][2] = {{"TransOutRevert", "TransOut"},
-                                      {"TransInRevert", "TransIn"}};
-  for (int step = 0; step < 2; ++step) {
-    for (int op = 0; op < 2; ++op) {
-      BranchRecord& b = t.branches.emplace_back();
-      b.set_branch_id(absl::StrCat("0", step + 1));
-      b.set_op(op == 0 ? "compensate" : "action");
-      b.set_url(absl::StrCat("127.0.0.1:8081/busi.Busi/", kMethods[step][op]));
-      b.set_bin_data(std::string(64, 'p'));
-      b.set_status("prepared");
-      b.set_create_time_ms(now_ms);
-    }
-  }
-  return t;
-}
+using Transaction = NewTransaction;
 
 struct RunResult {
   int64_t writes = 0;
@@ -101,7 +68,7 @@ class ClosedLoop {
       : store_(store),
         prefix_(std::move(gid_prefix)),
         durability_(durability),
-        template_(MakeSaga()) {}
+        template_(SampleSaga("sample", 2, absl::ToUnixMillis(absl::Now()))) {}
 
   absl::StatusOr<RunResult> Run(int in_flight, absl::Duration duration) {
     const RocksDBStore::Stats before = store_->GetStats();
