@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
@@ -28,10 +29,11 @@
 #include "server/txn/outcome.h"
 #include "server/txn/saga.h"
 
-ABSL_FLAG(std::string, relay_listen_address, "127.0.0.1",
-          "address the relay listens on");
-ABSL_FLAG(int, relay_port, 36795, "the relay's gRPC port; 0: any");
-ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
+// dtmd's own flags (server/config.cc): --grpc_port, --listen_address,
+// --port_file, --request_timeout, ... with the relay's own default port.
+ABSL_DECLARE_FLAG(int, grpc_port);
+ABSL_DECLARE_FLAG(std::string, listen_address);
+constexpr int kDefaultRelayPort = 36795;
 
 namespace {
 
@@ -106,7 +108,8 @@ class RelayedSaga {
 
 class RelayService final : public dtmgimp::Dtm::CallbackService {
  public:
-  explicit RelayService(dtmd::BranchInvoker* invoker) : invoker_(invoker) {}
+  RelayService(dtmd::BranchInvoker* invoker, dtmd::Config config)
+      : invoker_(invoker), config_(std::move(config)) {}
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const google::protobuf::Empty*,
@@ -148,6 +151,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  absl::SetFlag(&FLAGS_grpc_port, kDefaultRelayPort);
+  absl::SetFlag(&FLAGS_listen_address, "127.0.0.1");
   absl::ParseCommandLine(argc, argv);
   // Lock-order checking costs a graph update per mutex on every lock and
   // destruction; it is for debugging, not for serving.
@@ -155,13 +160,17 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
 
+  absl::StatusOr<dtmd::Config> config = dtmd::ConfigFromFlags();
+  if (!config.ok()) {
+    LOG(ERROR) << config.status();
+    return 2;
+  }
   dtmd::GrpcBranchInvoker invoker;
-  RelayService service(&invoker);
+  RelayService service(&invoker, *config);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(
-      absl::StrCat(absl::GetFlag(FLAGS_relay_listen_address), ":",
-                   absl::GetFlag(FLAGS_relay_port)),
+      absl::StrCat(config->listen_address, ":", config->grpc_port),
       grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -170,8 +179,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "dtmd-relay serving on port " << port;
-  if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    const std::string path = absl::GetFlag(FLAGS_port_file);
+  if (!config->port_file.empty()) {
+    const std::string& path = config->port_file;
     std::ofstream(path + ".tmp") << port << "\n";
     if (rename((path + ".tmp").c_str(), path.c_str()) != 0) return 1;
   }

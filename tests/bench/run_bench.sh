@@ -63,7 +63,7 @@ echo "== storage probe"
   --writers="$concurrency" --duration=3 --json > "$out/storage.json"
 
 echo "== dtmd vs dtmd-relay, empty store"
-"$build/tests/bench/dtmd-relay" --relay_port=0 \
+"$build/tests/bench/dtmd-relay" --grpc_port=0 \
   --port_file="$work/relay.port" > "$work/relay.log" 2>&1 &
 relay_pid=$!
 pids+=("$relay_pid")
