@@ -108,3 +108,48 @@ TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
 
 }  // namespace
 }  // namespace dtmd::testing
+
+namespace dtmd::testing {
+namespace {
+
+TEST(GracefulShutdownTest, SigtermAnswersWaitersExitsZeroAndWorkResumes) {
+  ScriptedBranchServer branches;
+  ASSERT_TRUE(branches.Start().ok());
+  const std::string data_dir = MakeTempDir("sigterm");
+  const std::vector<std::string> flags = {"--retry_interval=1",
+                                          "--cron_interval=1"};
+  auto dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
+  ASSERT_TRUE(dtmd->Start().ok());
+  const std::string gid = "sigterm-1";
+  branches.SetScript("/busi.Busi/Slow", gid,
+                     {{grpc::StatusCode::OK, "", 1500}});
+
+  grpc::Status submitted;
+  std::thread client([&] {
+    dtmd::client::Saga saga(dtmd->dtm(), gid);
+    submitted = saga.Add(branches.Url("/busi.Busi/Slow"),
+                         branches.Url("/busi.Busi/SlowUndo"), "")
+                    .Add(branches.Url("/busi.Busi/Next"),
+                         branches.Url("/busi.Busi/NextUndo"), "")
+                    .SetRequestTimeout(5)
+                    .SetWaitResult(true)
+                    .Submit();
+  });
+  ASSERT_TRUE(branches.WaitForCalls(1, absl::Seconds(10)));
+  EXPECT_EQ(dtmd->Stop(), 0) << "SIGTERM must end dtmd with exit code 0";
+  client.join();
+  // The waiting caller was answered, not left hanging: the saga had not
+  // ended, so the answer says so.
+  EXPECT_EQ(submitted.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << submitted.error_message();
+
+  dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
+  ASSERT_TRUE(dtmd->Start().ok());
+  auto reply = dtmd->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_GE(branches.CountCalls(gid, "action"), 2);
+  EXPECT_EQ(dtmd->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace dtmd::testing

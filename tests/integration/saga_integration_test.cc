@@ -280,7 +280,7 @@ TEST_F(SagaTest, BranchGetsDtmMetadataHeadersAndUntouchedPayload) {
   EXPECT_EQ(call.metadata.at("dtm-trans_type"), "saga");
   EXPECT_EQ(call.metadata.at("dtm-branch_id"), "01");
   EXPECT_EQ(call.metadata.at("dtm-op"), "action");
-  EXPECT_EQ(call.metadata.count("dtm-dtm"), 1u);
+  EXPECT_EQ(call.metadata.at("dtm-dtm"), "dtmd.test:36790");
   EXPECT_EQ(call.metadata.at("x-tenant"), "acme");
   EXPECT_EQ(call.metadata.at("authorization"), "Bearer t0k");
 }
