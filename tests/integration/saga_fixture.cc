@@ -14,7 +14,8 @@ void SagaFixture::SetUpTestSuite() {
   ASSERT_TRUE(branches_->Start().ok());
   dtmd_ = new DtmdProcess(
       MakeTempDir("saga"),
-      {"--retry_interval=1", "--cron_interval=1", "--max_retry_interval=4"});
+      {"--retry_interval=1", "--cron_interval=1", "--max_retry_interval=4",
+       "--advertise_address=dtmd.test:36790"});
   absl::Status started = dtmd_->Start();
   ASSERT_TRUE(started.ok()) << started;
 }
