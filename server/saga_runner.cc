@@ -238,9 +238,15 @@ void SagaRunner::Persist() {
 void SagaRunner::OnWritten(bool last, absl::Status status) {
   if (last) --pending_writes_;
   if (!status.ok() && !halted_) {
-    // The stored record is the truth; stop and let the scheduler resume
-    // from it.
-    LOG(ERROR) << "gid " << gid_ << ": write failed, halting: " << status;
+    // The stored record is the truth; stop and resume from it.
+    if (absl::IsFailedPrecondition(status)) {
+      // Another writer moved the status first (a Submit of a prepared saga
+      // while this runner looked at it): not an error, start over.
+      VLOG(1) << "gid " << gid_ << ": status changed meanwhile: " << status;
+      conflict_ = true;
+    } else {
+      LOG(ERROR) << "gid " << gid_ << ": write failed, halting: " << status;
+    }
     halted_ = true;
     round_over_ = true;
     reschedule_ = false;
@@ -251,6 +257,14 @@ void SagaRunner::OnWritten(bool last, absl::Status status) {
 void SagaRunner::MaybeRetire() {
   if (!round_over_ || in_flight_ > 0 || pending_writes_ > 0) return;
   std::vector<std::shared_ptr<Waiter>> waiters = engine_->Retire(gid_, this);
+  if (conflict_) {
+    // A fresh runner reads the new state; the waiters wait for it.
+    engine_->Drive(gid_, std::nullopt, nullptr, false);
+    for (auto& waiter : waiters) {
+      engine_->Drive(gid_, std::nullopt, std::move(waiter), false);
+    }
+    return;
+  }
   if (reschedule_ && !halted_) {
     engine_->ScheduleWake(gid_, trans_.next_cron_time_ms());
   }

@@ -72,6 +72,7 @@ class SagaRunner : public std::enable_shared_from_this<SagaRunner> {
   bool round_over_ = false;
   bool reschedule_ = false;  // whether retiring must set a wake-up timer.
   bool halted_ = false;      // a write failed: stop, recovery will resume.
+  bool conflict_ = false;    // ...because the status moved: resume at once.
 
   absl::Mutex mu_;
   std::vector<std::shared_ptr<Waiter>> waiters_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,225 @@
+// Engine with a real store and a scripted branch invoker, in process: the
+// paths that are hard to reach through a real process, driven by faults
+// injected through the Store interface.
+#include "server/engine.h"
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "server/request_validation.h"
+#include "storage/rocksdb_store.h"
+
+namespace dtmd {
+namespace {
+
+using storage::v1::BranchRecord;
+using storage::v1::TransRecord;
+
+// Answers every branch call OK at once and counts the calls.
+class CountingInvoker : public BranchInvoker {
+ public:
+  void Call(BranchCall call, std::function<void(BranchAnswer)> done) override {
+    calls_++;
+    done(BranchAnswer{0, ""});
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  std::atomic<int> calls_{0};
+};
+
+// Forwards to a real store; a hook may act before an UpdateTransaction is
+// forwarded, and writes can be made to fail.
+class HookedStore : public storage::Store {
+ public:
+  explicit HookedStore(storage::Store* inner) : inner_(inner) {}
+
+  std::function<void(const TransRecord&, const std::string&)> before_update;
+  std::atomic<bool> fail_updates{false};
+
+  void CreateTransaction(TransRecord trans, std::vector<BranchRecord> branches,
+                         storage::Durability d,
+                         storage::CreateCallback done) override {
+    inner_->CreateTransaction(std::move(trans), std::move(branches), d,
+                              std::move(done));
+  }
+  void UpdateTransaction(TransRecord trans, std::string expected,
+                         std::vector<BranchRecord> branches,
+                         storage::Durability d,
+                         storage::StatusCallback done) override {
+    if (fail_updates) {
+      done(absl::UnavailableError("injected write failure"));
+      return;
+    }
+    if (before_update) before_update(trans, expected);
+    inner_->UpdateTransaction(std::move(trans), std::move(expected),
+                              std::move(branches), d, std::move(done));
+  }
+  void PutBranches(std::string gid, std::vector<BranchRecord> branches,
+                   storage::Durability d,
+                   storage::StatusCallback done) override {
+    inner_->PutBranches(std::move(gid), std::move(branches), d,
+                        std::move(done));
+  }
+  void AppendBranches(std::string gid, std::string expected,
+                      std::vector<BranchRecord> branches, storage::Durability d,
+                      storage::StatusCallback done) override {
+    inner_->AppendBranches(std::move(gid), std::move(expected),
+                           std::move(branches), d, std::move(done));
+  }
+  absl::StatusOr<TransRecord> GetTransaction(absl::string_view gid) override {
+    return inner_->GetTransaction(gid);
+  }
+  absl::StatusOr<std::vector<BranchRecord>> GetBranches(
+      absl::string_view gid) override {
+    return inner_->GetBranches(gid);
+  }
+  absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
+                                                   int limit) override {
+    return inner_->ScanDue(until_ms, limit);
+  }
+  void Flush() override { inner_->Flush(); }
+
+ private:
+  storage::Store* const inner_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = ::testing::TempDir() + "/engine_test_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string cmd = "rm -rf '" + path_ + "'";
+    ASSERT_EQ(system(cmd.c_str()), 0);
+    storage::RocksDBStoreOptions options;
+    options.path = path_;
+    auto store = storage::RocksDBStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    hooked_ = std::make_unique<HookedStore>(store_.get());
+    config_.retry_interval_s = 1;
+    config_.cron_interval_s = 1;
+    engine_ = std::make_unique<Engine>(config_, hooked_.get(), &invoker_,
+                                       SystemClock::Get());
+  }
+  void TearDown() override {
+    engine_.reset();
+    hooked_.reset();
+    store_.reset();
+  }
+
+  NewTransaction Saga(const std::string& gid, absl::string_view status) {
+    dtmgimp::DtmRequest request;
+    request.set_gid(gid);
+    request.set_transtype("saga");
+    request.set_steps(
+        R"([{"action":"127.0.0.1:1/b.B/A","compensate":"127.0.0.1:1/b.B/C"}])");
+    request.add_binpayloads("p");
+    auto txn = BuildSaga(request, status, SystemClock::Get()->NowMs(), config_);
+    EXPECT_TRUE(txn.ok()) << txn.status();
+    return *std::move(txn);
+  }
+
+  absl::Status Call(const std::function<void(ReplyCallback)>& method) {
+    absl::Notification done;
+    absl::Status result;
+    method([&](absl::Status s) {
+      result = s;
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    return result;
+  }
+
+  std::string WaitForStatus(const std::string& gid, const std::string& want) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    std::string status;
+    while (absl::Now() < deadline) {
+      auto trans = store_->GetTransaction(gid);
+      status = trans.ok() ? trans->status() : "";
+      if (status == want) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return status;
+  }
+
+  std::string path_;
+  Config config_;
+  CountingInvoker invoker_;
+  std::unique_ptr<storage::RocksDBStore> store_;
+  std::unique_ptr<HookedStore> hooked_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, SubmitRacingAPreparedSagasCheckStillRunsTheSaga) {
+  // Only the first poll at Start() runs in this test's time: the saga must
+  // go on because the runner starts over, not because a later poll finds it.
+  config_.cron_interval_s = 3600;
+  engine_ = std::make_unique<Engine>(config_, hooked_.get(), &invoker_,
+                                     SystemClock::Get());
+  NewTransaction prepared = Saga("g1", storage::kStatusPrepared);
+  prepared.trans.set_next_cron_time_ms(SystemClock::Get()->NowMs() - 1);
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Prepare(std::move(prepared), std::move(done));
+              }).ok());
+  // When the scheduler's look at the prepared saga writes, a Submit has just
+  // moved it to submitted: the runner's conditional write fails.
+  std::atomic<bool> raced{false};
+  hooked_->before_update = [&](const TransRecord& trans,
+                               const std::string& expected) {
+    if (expected != storage::kStatusPrepared ||
+        trans.status() != storage::kStatusPrepared || raced.exchange(true)) {
+      return;
+    }
+    TransRecord submitted = *store_->GetTransaction(trans.gid());
+    submitted.set_status(storage::kStatusSubmitted);
+    absl::Notification written;
+    store_->UpdateTransaction(submitted, storage::kStatusPrepared, {},
+                              storage::Durability::kSync, [&](absl::Status s) {
+                                EXPECT_TRUE(s.ok()) << s;
+                                written.Notify();
+                              });
+    written.WaitForNotification();
+  };
+  engine_->Start();  // the first poll finds the prepared saga due.
+  EXPECT_EQ(WaitForStatus("g1", storage::kStatusSucceed),
+            storage::kStatusSucceed);
+  EXPECT_TRUE(raced);
+  EXPECT_EQ(invoker_.calls(), 1);
+}
+
+TEST_F(EngineTest, FailedStoreWriteAnswersUnavailableAndTheSagaResumes) {
+  hooked_->fail_updates = true;
+  absl::Status reply = Call([&](ReplyCallback done) {
+    engine_->Submit(Saga("g2", storage::kStatusSubmitted),
+                    /*wait_result=*/true, std::move(done));
+  });
+  EXPECT_EQ(reply.code(), absl::StatusCode::kUnavailable) << reply;
+  EXPECT_EQ(store_->GetTransaction("g2")->status(), storage::kStatusSubmitted);
+  // The disk recovers: the scheduler resumes the saga from its record.
+  hooked_->fail_updates = false;
+  engine_->Start();
+  EXPECT_EQ(WaitForStatus("g2", storage::kStatusSucceed),
+            storage::kStatusSucceed);
+}
+
+TEST_F(EngineTest, ShutdownAnswersWaitersAndRefusesNewWork) {
+  engine_->Shutdown();
+  absl::Status reply = Call([&](ReplyCallback done) {
+    engine_->Submit(Saga("g3", storage::kStatusSubmitted), true,
+                    std::move(done));
+  });
+  EXPECT_EQ(reply.code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(store_->GetTransaction("g3").ok()) << "nothing was stored";
+}
+
+}  // namespace
+}  // namespace dtmd
