@@ -234,7 +234,10 @@ TEST(SagaParseTest, ReportsStepErrorsBeforePayloadCount) {
 }
 
 TEST(SagaParseTest, EmptyOrEmptyObjectCustomedDataMeansSequential) {
-  for (absl::string_view custom : {"", "{}", R"({"concurrent":null})"}) {
+  // The last two are what DTM's Go client sends for a plain saga.
+  for (absl::string_view custom : {"", "{}", R"({"concurrent":null})",
+                                   R"({"concurrent":false,"orders":null})",
+                                   R"({"orders":{},"concurrent":false})"}) {
     auto def = Parse(Steps(2), Payloads(2), custom);
     ASSERT_TRUE(def.ok()) << custom << ": " << def.status();
     EXPECT_FALSE(def->concurrent);
