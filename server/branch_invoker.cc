@@ -57,16 +57,31 @@ void GrpcBranchInvoker::Call(BranchCall call,
   }
   grpc::Slice slice(call.payload);
   in_flight->request = grpc::ByteBuffer(&slice, 1);
+  {
+    absl::MutexLock lock(&calls_mu_);
+    in_flight_.insert(&in_flight->context);
+  }
   in_flight->stub->UnaryCall(
       &in_flight->context, target->method, grpc::StubOptions(),
       &in_flight->request, &in_flight->response,
-      [in_flight](grpc::Status status) {
+      [this, in_flight](grpc::Status status) {
         BranchAnswer answer{static_cast<int>(status.error_code()),
                             status.error_message()};
         std::function<void(BranchAnswer)> done = std::move(in_flight->done);
+        {
+          absl::MutexLock lock(&calls_mu_);
+          in_flight_.erase(&in_flight->context);
+        }
         delete in_flight;
         done(std::move(answer));
       });
+}
+
+void GrpcBranchInvoker::CancelAll() {
+  absl::MutexLock lock(&calls_mu_);
+  // TryCancel does not run the callback inline, so holding the lock is safe;
+  // a context leaves the set before it is deleted.
+  for (grpc::ClientContext* context : in_flight_) context->TryCancel();
 }
 
 }  // namespace dtmd

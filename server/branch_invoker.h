@@ -17,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -46,15 +47,23 @@ class BranchInvoker {
   // `done` is called exactly once.
   virtual void Call(BranchCall call,
                     std::function<void(BranchAnswer)> done) = 0;
+  // Cancels every call in flight (their `done` gets CANCELLED soon after).
+  // For shutdown, when calls would outlive the wait for them.
+  virtual void CancelAll() {}
 };
 
 class GrpcBranchInvoker : public BranchInvoker {
  public:
   GrpcBranchInvoker() = default;
   void Call(BranchCall call, std::function<void(BranchAnswer)> done) override;
+  void CancelAll() override;
 
  private:
   std::shared_ptr<grpc::GenericStub> StubFor(const std::string& target);
+
+  absl::Mutex calls_mu_;
+  absl::flat_hash_set<grpc::ClientContext*> in_flight_
+      ABSL_GUARDED_BY(calls_mu_);
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<grpc::GenericStub>> stubs_

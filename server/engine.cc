@@ -57,20 +57,29 @@ void Engine::Shutdown() {
     for (const auto& waiter : runner->TakeWaiters())
       waiter->Finish(Unavailable());
   }
-  // Runners retire as their in-flight calls return; calls are bounded by
-  // their deadline, so this wait is too.
+  // Runners retire as their in-flight calls return. Calls that would take
+  // longer than the default request timeout are cancelled (their
+  // transactions resume after restart), so that no callback outlives the
+  // engine.
+  const absl::Condition idle(
+      +[](decltype(active_)* active) { return active->empty(); }, &active_);
   {
     absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](decltype(active_)* active) { return active->empty(); },
-            &active_),
-        absl::Seconds(config_.request_timeout_s + 2));
-    if (!active_.empty()) {
-      LOG(WARNING) << active_.size()
-                   << " transactions still had branch calls in flight at "
-                      "shutdown; they resume after restart";
+    if (mu_.AwaitWithTimeout(idle,
+                             absl::Seconds(config_.request_timeout_s + 2))) {
+      store_->Flush();
+      return;
     }
+    LOG(WARNING) << active_.size()
+                 << " transactions still had branch calls in flight at "
+                    "shutdown; cancelling them, they resume after restart";
+  }
+  // A runner past its stopping check may still start a call: cancel again
+  // until none is left.
+  for (;;) {
+    invoker_->CancelAll();
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(idle, absl::Seconds(1))) break;
   }
   store_->Flush();
 }

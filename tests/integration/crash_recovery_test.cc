@@ -153,3 +153,40 @@ TEST(GracefulShutdownTest, SigtermAnswersWaitersExitsZeroAndWorkResumes) {
 
 }  // namespace
 }  // namespace dtmd::testing
+
+namespace dtmd::testing {
+namespace {
+
+TEST(GracefulShutdownTest, SigtermDoesNotWaitForABranchCallThatOutlastsIt) {
+  ScriptedBranchServer branches;
+  ASSERT_TRUE(branches.Start().ok());
+  const std::string data_dir = MakeTempDir("sigterm-long");
+  const std::vector<std::string> flags = {"--retry_interval=1",
+                                          "--cron_interval=1"};
+  auto dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
+  ASSERT_TRUE(dtmd->Start().ok());
+  const std::string gid = "sigterm-long-1";
+  // The first call would answer after 60 s, far past the shutdown's wait.
+  branches.SetScript("/busi.Busi/VerySlow", gid,
+                     {{grpc::StatusCode::OK, "", 60000}});
+  dtmd::client::Saga saga(dtmd->dtm(), gid);
+  ASSERT_TRUE(saga.Add(branches.Url("/busi.Busi/VerySlow"),
+                       branches.Url("/busi.Busi/VerySlowUndo"), "")
+                  .SetRequestTimeout(120)
+                  .Submit()
+                  .ok());
+  ASSERT_TRUE(branches.WaitForCalls(1, absl::Seconds(10)));
+  // Stop() gives dtmd 20 s before it kills it: dtmd must not wait the 60 s
+  // (it cancels the call), and must exit cleanly.
+  EXPECT_EQ(dtmd->Stop(), 0);
+
+  dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
+  ASSERT_TRUE(dtmd->Start().ok());
+  auto reply = dtmd->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(dtmd->Stop(), 0);
+  branches.Shutdown();
+}
+
+}  // namespace
+}  // namespace dtmd::testing
