@@ -20,7 +20,7 @@ $(BUILD_DIR)/build.ninja: | deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 
 $(ASAN_DIR)/build.ninja: | deps
-	@cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDTMD_SANITIZE=ON -DDTMD_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDTMD_SANITIZE=ON -DDTMD_BUILD_EXAMPLES=OFF -DDTMD_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 
 build: deps $(BUILD_DIR)/build.ninja
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
