@@ -1,37 +1,25 @@
 // dtmd: the distributed transaction coordinator. With no arguments it serves
 // DTM's gRPC protocol on 36790 with an embedded store in ./data.
-#include <signal.h>
-
 #include <cstdio>
-#include <fstream>
+#include <string>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/synchronization/mutex.h"
 #include "glog/logging.h"
 #include "server/config.h"
+#include "server/process.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
   // Signals are taken by sigwait below, never by a handler in another thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  dtmd::BlockTerminationSignals();
   absl::SetProgramUsageMessage(
       "dtmd: distributed transaction coordinator speaking DTM's gRPC "
       "protocol.\nFlags may also come from DTM-style environment variables "
       "(GRPC_PORT, DATA_DIR, RETRY_INTERVAL, ...).");
   dtmd::ApplyEnvironmentToFlags();
   absl::ParseCommandLine(argc, argv);
-  // Lock-order checking costs a graph update per mutex on every lock and
-  // destruction; it is for debugging, not for serving.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
+  dtmd::InitServerProcess(argv[0]);
 
   absl::StatusOr<dtmd::Config> config = dtmd::ConfigFromFlags();
   if (!config.ok()) {
@@ -46,16 +34,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!config->port_file.empty()) {
-    // Written to a temporary name and renamed, so readers never see half.
-    std::string tmp = config->port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    if (rename(tmp.c_str(), config->port_file.c_str()) != 0) {
-      LOG(ERROR) << "cannot write --port_file " << config->port_file;
+    if (absl::Status s =
+            dtmd::WritePortFile(config->port_file, (*server)->port());
+        !s.ok()) {
+      LOG(ERROR) << "--port_file: " << s;
       return 1;
     }
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
+  int sig = dtmd::WaitForTerminationSignal();
   LOG(INFO) << "signal " << sig << ": shutting down";
   (*server)->Shutdown();
   server->reset();

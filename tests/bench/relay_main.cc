@@ -3,10 +3,8 @@
 // order; on a failure, compensations in reverse), with the same validation
 // and the same branch invoker, but with no store and no scheduler: nothing is
 // durable and nothing is retried. A benchmark baseline, not a coordinator.
-#include <signal.h>
 
-#include <cstdio>
-#include <fstream>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,7 +13,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "dtmgimp.grpc.pb.h"
 #include "glog/logging.h"
 #include "grpcpp/security/server_credentials.h"
@@ -24,6 +21,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/grpc_status.h"
+#include "server/process.h"
 #include "server/request_validation.h"
 #include "server/timer_queue.h"
 #include "server/txn/outcome.h"
@@ -146,19 +144,11 @@ class RelayService final : public dtmgimp::Dtm::CallbackService {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  dtmd::BlockTerminationSignals();
   absl::SetFlag(&FLAGS_grpc_port, kDefaultRelayPort);
   absl::SetFlag(&FLAGS_listen_address, "127.0.0.1");
   absl::ParseCommandLine(argc, argv);
-  // Lock-order checking costs a graph update per mutex on every lock and
-  // destruction; it is for debugging, not for serving.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
+  dtmd::InitServerProcess(argv[0]);
 
   absl::StatusOr<dtmd::Config> config = dtmd::ConfigFromFlags();
   if (!config.ok()) {
@@ -180,12 +170,13 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "dtmd-relay serving on port " << port;
   if (!config->port_file.empty()) {
-    const std::string& path = config->port_file;
-    std::ofstream(path + ".tmp") << port << "\n";
-    if (rename((path + ".tmp").c_str(), path.c_str()) != 0) return 1;
+    if (absl::Status s = dtmd::WritePortFile(config->port_file, port);
+        !s.ok()) {
+      LOG(ERROR) << "--port_file: " << s;
+      return 1;
+    }
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
+  dtmd::WaitForTerminationSignal();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

@@ -1,0 +1,29 @@
+// Process set-up shared by dtmd and the tools that run like it (dtmd-relay).
+#ifndef DTMD_SERVER_PROCESS_H_
+#define DTMD_SERVER_PROCESS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace dtmd {
+
+// Blocks SIGTERM and SIGINT in every thread (call first, before any thread
+// starts) so that WaitForTerminationSignal takes them, and ignores SIGPIPE.
+void BlockTerminationSignals();
+
+// Blocks until SIGTERM or SIGINT arrives; returns it.
+int WaitForTerminationSignal();
+
+// After flag parsing: glog to stderr, and absl's lock-order checking off
+// (it costs a graph update per mutex on every lock and destruction; it is for
+// debugging, not for serving).
+void InitServerProcess(const char* argv0);
+
+// Writes `port` to `path` through a temporary file and a rename, so that a
+// reader never sees a partial file. INTERNAL if that fails.
+absl::Status WritePortFile(const std::string& path, int port);
+
+}  // namespace dtmd
+
+#endif  // DTMD_SERVER_PROCESS_H_
