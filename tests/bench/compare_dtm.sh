@@ -13,39 +13,21 @@ build=$(cd "${2:-build}" && pwd)
 duration=${DURATION:-5}
 rounds=${ROUNDS:-3}
 concurrency=${CONCURRENCY:-64}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
+bench_start_dtmd dtmd
 
-"$build/server/dtmd" --listen_address=127.0.0.1 --grpc_port=36890 \
-  --data_dir="$work/dtmd" > "$work/dtmd.log" 2>&1 &
-dtmd_pid=$!
-pids+=("$dtmd_pid")
-wait_port 36890
-
-# start_dtm NAME GRPC_PORT STORE_YAML
+# start_dtm NAME GRPC_PORT STORE_YAML: DTM with its HTTP and JSON-RPC ports
+# right after the gRPC one; sets dtm_pid.
 start_dtm() {
-  mkdir -p "$work/$1"
+  mkdir -p "$bench_work/$1"
   printf 'Store:\n%s\nGrpcPort: %s\nHttpPort: %s\nJsonRpcPort: %s\nLogLevel: warn\n' \
-    "$3" "$2" $(($2 + 1)) $(($2 + 2)) > "$work/$1/conf.yml"
-  (cd "$work/$1" && exec "$dtm" -c conf.yml > dtm.log 2>&1) &
+    "$3" "$2" $(($2 + 1)) $(($2 + 2)) > "$bench_work/$1/conf.yml"
+  (cd "$bench_work/$1" && exec "$dtm" -c conf.yml > dtm.log 2>&1) &
   dtm_pid=$!
-  pids+=("$dtm_pid")
-  wait_port "$2"
+  bench_pids+=("$dtm_pid")
+  bench_wait_port "$2"
 }
 
 compare() {  # compare NAME PORT PID
@@ -53,7 +35,7 @@ compare() {  # compare NAME PORT PID
     echo "== $shape: dtmd vs $1"
     "$build/tests/bench/dtmd-bench" --shape="$shape" \
       --concurrency="$concurrency" --duration="$duration" --rounds="$rounds" \
-      --target=127.0.0.1:36890 --target_pid="$dtmd_pid" \
+      --target="$dtmd_addr" --target_pid="$dtmd_pid" \
       --baseline="127.0.0.1:$2" --baseline_pid="$3" --baseline_name="$1"
   done
 }
@@ -63,9 +45,9 @@ compare dtm-boltdb 36896 "$dtm_pid"
 
 if command -v redis-server > /dev/null; then
   redis-server --port 36899 --bind 127.0.0.1 --save "" --appendonly no \
-    > "$work/redis.log" 2>&1 &
-  pids+=("$!")
-  wait_port 36899
+    > "$bench_work/redis.log" 2>&1 &
+  bench_pids+=("$!")
+  bench_wait_port 36899
   start_dtm redis 36906 "$(printf '  Driver: redis\n  Host: 127.0.0.1\n  Port: 36899\n  User: \"\"\n  Password: \"\"')"
   compare dtm-redis 36906 "$dtm_pid"
 fi
