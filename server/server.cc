@@ -38,6 +38,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                        ? absl::StrCat("[", config.listen_address, "]")
                        : config.listen_address,
                    ":", config.grpc_port);
+  // No SO_REUSEPORT: a second dtmd on a taken port must fail, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(
@@ -65,8 +67,8 @@ void Server::Shutdown() {
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));
+    LOG(INFO) << "dtmd stopped";
   }
-  LOG(INFO) << "dtmd stopped";
 }
 
 Server::~Server() {

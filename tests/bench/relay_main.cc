@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
   dtmd::GrpcBranchInvoker invoker;
   RelayService service(&invoker, *config);
   grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   builder.AddListeningPort(
       absl::StrCat(config->listen_address, ":", config->grpc_port),

@@ -37,6 +37,7 @@ class DtmdProcess {
   int Stop(absl::Duration timeout = absl::Seconds(20));
 
   int port() const { return port_; }
+  const std::string& data_dir() const { return data_dir_; }
   std::string Address() const;
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   dtmgimp::Dtm::Stub* dtm() const { return dtm_.get(); }

@@ -350,6 +350,23 @@ TEST_F(SagaTest, NewGidHandsOutDistinctIds) {
 namespace dtmd::testing {
 namespace {
 
+TEST_F(SagaTest, ASecondDtmdOnATakenPortOrDataDirRefusesToStart) {
+  DtmdProcess same_port(MakeTempDir("second"),
+                        {absl::StrCat("--grpc_port=", dtmd_->port())});
+  absl::Status started = same_port.Start(absl::Seconds(10));
+  EXPECT_FALSE(started.ok()) << "the port is taken: it must not be shared";
+  EXPECT_THAT(std::string(started.message()), HasSubstr("exited"));
+
+  DtmdProcess same_dir(dtmd_->data_dir(), {});
+  started = same_dir.Start(absl::Seconds(10));
+  EXPECT_FALSE(started.ok()) << "the store is locked by the running dtmd";
+  EXPECT_THAT(std::string(started.message()), HasSubstr("exited"));
+
+  // The running one is unaffected.
+  std::string gid;
+  EXPECT_TRUE(dtmd::client::NewGid(dtmd_->dtm(), &gid).ok());
+}
+
 TEST_F(SagaTest, HealthServiceAnswersServing) {
   grpc::GenericStub stub(dtmd_->channel());
   grpc::health::v1::HealthCheckRequest request;
