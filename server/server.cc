@@ -61,6 +61,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // Health checks answer NOT_SERVING from here on, so that load balancers
+  // and Kubernetes stop sending work.
+  if (grpc_server_ && grpc_server_->GetHealthCheckService() != nullptr) {
+    grpc_server_->GetHealthCheckService()->Shutdown();
+  }
   // Waiting callers are answered first, so the gRPC shutdown below only has
   // quick replies left to finish.
   if (engine_) engine_->Shutdown();
