@@ -84,11 +84,6 @@ void Engine::Shutdown() {
   store_->Flush();
 }
 
-size_t Engine::ActiveCount() {
-  absl::MutexLock lock(&mu_);
-  return active_.size();
-}
-
 std::shared_ptr<Waiter> Engine::MakeWaiter(const std::string& gid,
                                            int64_t request_timeout_s,
                                            ReplyCallback done) {
@@ -242,9 +237,11 @@ void Engine::Drive(const std::string& gid,
     }
     auto it = active_.find(gid);
     if (it != active_.end()) {
-      // Runners leave active_ under mu_ before they retire, so this attaches.
-      if (waiter) it->second->TryAttach(std::move(waiter));
-      return;
+      // Runners leave active_ under mu_ before they retire, so this attaches;
+      // were it ever to fail, a new runner takes the waiter rather than
+      // leaving it unanswered.
+      if (!waiter || it->second->TryAttach(waiter)) return;
+      active_.erase(it);
     }
     if (scheduled_wake &&
         active_.size() >=

@@ -92,9 +92,6 @@ class Engine {
   ThreadPool* pool() { return &pool_; }
   bool stopping() const { return stopping_.load(); }
 
-  // Number of transactions being driven now.
-  size_t ActiveCount();
-
  private:
   friend class SagaRunner;
 

@@ -41,11 +41,6 @@ void TimerQueue::RunAfter(int64_t delay_ms, std::function<void()> fn) {
   RunAt(clock_->NowMs() + std::max<int64_t>(delay_ms, 0), std::move(fn));
 }
 
-size_t TimerQueue::Pending() const {
-  absl::MutexLock lock(&mu_);
-  return heap_.size();
-}
-
 void TimerQueue::Loop() {
   // Wake at least this often so that a clock that jumps is noticed.
   constexpr int64_t kMaxSleepMs = 200;

@@ -38,8 +38,6 @@ class TimerQueue {
 
   void RunAt(int64_t when_ms, std::function<void()> fn);
   void RunAfter(int64_t delay_ms, std::function<void()> fn);
-  // Timers waiting to fire (for metrics and tests).
-  size_t Pending() const;
 
  private:
   struct Entry {
@@ -53,7 +51,7 @@ class TimerQueue {
   void Loop();
 
   Clock* const clock_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
