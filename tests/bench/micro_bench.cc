@@ -25,6 +25,7 @@
 #include "server/txn/saga.h"
 #include "storage/rocksdb_store.h"
 #include "tests/bench/sample_records.h"
+#include "tests/bench/write_window.h"
 
 namespace dtmd::bench {
 namespace {
@@ -135,33 +136,6 @@ void BM_BranchRecordEncode(benchmark::State& state) {
 }
 BENCHMARK(BM_BranchRecordEncode);
 
-// Counts writes in flight, blocks the issuer at the limit and keeps the first
-// error. Done runs on the store's writer thread.
-class Window {
- public:
-  void Acquire() {
-    absl::MutexLock lock(&mu_, absl::Condition(this, &Window::HasRoom));
-    ++in_flight_;
-  }
-  void Done(const absl::Status& status) {
-    absl::MutexLock lock(&mu_);
-    --in_flight_;
-    if (!status.ok() && error_.ok()) error_ = status;
-  }
-  absl::Status error() {
-    absl::MutexLock lock(&mu_);
-    return error_;
-  }
-
- private:
-  bool HasRoom() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return in_flight_ < kStoreWindow;
-  }
-  absl::Mutex mu_;
-  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-};
-
 // A RocksDBStore in a fresh temporary directory, removed with it.
 class TempStore {
  public:
@@ -198,7 +172,7 @@ std::string StoreGid(int64_t i) {
 }
 
 // Reports the run's rate, or the first write error.
-void FinishStoreRun(benchmark::State& state, Window& window) {
+void FinishStoreRun(benchmark::State& state, WriteWindow& window) {
   if (absl::Status error = window.error(); !error.ok()) {
     state.SkipWithError(error.ToString().c_str());
     return;
@@ -215,7 +189,7 @@ void BM_StoreCreateNoSync(benchmark::State& state) {
     return;
   }
   const Saga sample = MakeSaga(2, 0);
-  Window window;
+  WriteWindow window(kStoreWindow);
   int64_t issued = 0;
   for (auto _ : state) {
     window.Acquire();
@@ -224,9 +198,9 @@ void BM_StoreCreateNoSync(benchmark::State& state) {
     store.get()->CreateTransaction(
         std::move(saga.trans), std::move(saga.branches), Durability::kNoSync,
         [&window](absl::StatusOr<storage::CreateResult> result) {
-          window.Done(result.ok() && !result->created
-                          ? absl::InternalError("gid existed")
-                          : result.status());
+          window.Release(result.ok() && !result->created
+                             ? absl::InternalError("gid existed")
+                             : result.status());
         });
     // Drain inside the timed loop, so the run pays for every write.
     if (++issued == state.max_iterations) store.get()->Flush();
@@ -246,7 +220,7 @@ void BM_StoreUpdateNoSync(benchmark::State& state) {
     return;
   }
   const Saga sample = MakeSaga(2, 0);
-  Window window;
+  WriteWindow window(kStoreWindow);
   for (int i = 0; i < kTransactions; ++i) {
     window.Acquire();
     Saga saga = sample;
@@ -254,7 +228,7 @@ void BM_StoreUpdateNoSync(benchmark::State& state) {
     store.get()->CreateTransaction(
         std::move(saga.trans), std::move(saga.branches), Durability::kNoSync,
         [&window](absl::StatusOr<storage::CreateResult> result) {
-          window.Done(result.status());
+          window.Release(result.status());
         });
   }
   store.get()->Flush();
@@ -273,7 +247,7 @@ void BM_StoreUpdateNoSync(benchmark::State& state) {
     store.get()->UpdateTransaction(
         std::move(trans), storage::kStatusSubmitted, {result_branch},
         Durability::kNoSync,
-        [&window](absl::Status status) { window.Done(status); });
+        [&window](absl::Status status) { window.Release(status); });
     if (++issued == state.max_iterations) store.get()->Flush();
   }
   store.get()->Flush();

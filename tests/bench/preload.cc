@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "storage/rocksdb_store.h"
 #include "tests/bench/sample_records.h"
+#include "tests/bench/write_window.h"
 
 ABSL_FLAG(std::string, data_dir, "",
           "dtmd data directory to fill (required); dtmd must not be running.");
@@ -54,48 +55,6 @@ Transaction MakeFinishedSaga(int64_t now_ms) {
   return t;
 }
 
-// Counts writes in flight, blocks the issuer at the limit and keeps the first
-// error. Release runs on the store's writer thread.
-class Window {
- public:
-  explicit Window(int limit) : limit_(limit) {}
-
-  void Acquire() {
-    absl::MutexLock lock(&mu_, absl::Condition(this, &Window::HasRoom));
-    ++in_flight_;
-  }
-
-  void Release(const absl::StatusOr<CreateResult>& result) {
-    absl::MutexLock lock(&mu_);
-    --in_flight_;
-    if (!result.ok()) {
-      if (error_.ok()) error_ = result.status();
-    } else if (!result->created) {
-      ++existing_;
-    }
-  }
-
-  absl::Status error() {
-    absl::MutexLock lock(&mu_);
-    return error_;
-  }
-  int64_t existing() {
-    absl::MutexLock lock(&mu_);
-    return existing_;
-  }
-
- private:
-  bool HasRoom() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return in_flight_ < limit_ || !error_.ok();
-  }
-
-  const int limit_;
-  absl::Mutex mu_;
-  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t existing_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-};
-
 struct Result {
   double write_seconds = 0;  // until every write completed.
   double total_seconds = 0;  // including the final sync and close.
@@ -112,14 +71,16 @@ absl::StatusOr<Result> Preload(const std::string& dir, int64_t count) {
   std::unique_ptr<RocksDBStore> store = *std::move(opened);
 
   const Transaction sample = MakeFinishedSaga(absl::ToUnixMillis(start));
-  Window window(kMaxInFlight);
+  WriteWindow window(kMaxInFlight);
   for (int64_t i = 0; i < count; ++i) {
     window.Acquire();
     Transaction t = sample;
     t.trans.set_gid(absl::StrCat("preload-", i));
     store->CreateTransaction(
         std::move(t.trans), std::move(t.branches), Durability::kNoSync,
-        [&window](absl::StatusOr<CreateResult> r) { window.Release(r); });
+        [&window](absl::StatusOr<CreateResult> r) {
+          window.Release(r.status(), r.ok() && !r->created);
+        });
     if (i % 4096 == 0 && !window.error().ok()) break;
   }
   store->Flush();  // Also: every callback has returned.
