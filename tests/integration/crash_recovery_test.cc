@@ -22,16 +22,34 @@ constexpr int kSubmitters = 8;
 
 bool ShouldFail(int i) { return i % 3 == 0; }
 
-TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
-  ScriptedBranchServer branches;
-  ASSERT_TRUE(branches.Start().ok());
+// A dtmd with its own branch server and data directory; StartDtmd() starts
+// it, again after a kill or a stop, on the same directory.
+class RestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(branches_.Start().ok());
+    data_dir_ = MakeTempDir("restart");
+    StartDtmd();
+  }
+
+  void StartDtmd() {
+    dtmd_ = std::make_unique<DtmdProcess>(
+        data_dir_,
+        std::vector<std::string>{"--retry_interval=1", "--cron_interval=1"});
+    ASSERT_TRUE(dtmd_->Start().ok());
+  }
+
+  ScriptedBranchServer branches_;
+  std::string data_dir_;
+  std::unique_ptr<DtmdProcess> dtmd_;
+};
+
+class CrashRecoveryTest : public RestartTest {};
+class GracefulShutdownTest : public RestartTest {};
+
+TEST_F(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
   // Slow branches keep many sagas in flight when the kill lands.
-  branches.SetDefault(Answer{grpc::StatusCode::OK, "", 150});
-  const std::string data_dir = MakeTempDir("crash");
-  const std::vector<std::string> flags = {"--retry_interval=1",
-                                          "--cron_interval=1"};
-  auto dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
-  ASSERT_TRUE(dtmd->Start().ok());
+  branches_.SetDefault(Answer{grpc::StatusCode::OK, "", 150});
 
   std::mutex mu;
   std::map<std::string, bool> acked;  // gid -> expected to fail
@@ -43,16 +61,16 @@ TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
       for (int i = next++; i < kSagas; i = next++) {
         std::string gid = absl::StrCat("crash-", i);
         if (ShouldFail(i)) {
-          branches.SetScript("/busi.Busi/Pay", gid,
-                             {{grpc::StatusCode::ABORTED, "no money", 100}});
+          branches_.SetScript("/busi.Busi/Pay", gid,
+                              {{grpc::StatusCode::ABORTED, "no money", 100}});
         }
-        dtmd::client::Saga saga(dtmd->dtm(), gid);
-        saga.Add(branches.Url("/busi.Busi/Order"),
-                 branches.Url("/busi.Busi/OrderUndo"), "o")
-            .Add(branches.Url("/busi.Busi/Stock"),
-                 branches.Url("/busi.Busi/StockUndo"), "s")
-            .Add(branches.Url("/busi.Busi/Pay"),
-                 branches.Url("/busi.Busi/PayUndo"), "p")
+        dtmd::client::Saga saga(dtmd_->dtm(), gid);
+        saga.Add(branches_.Url("/busi.Busi/Order"),
+                 branches_.Url("/busi.Busi/OrderUndo"), "o")
+            .Add(branches_.Url("/busi.Busi/Stock"),
+                 branches_.Url("/busi.Busi/StockUndo"), "s")
+            .Add(branches_.Url("/busi.Busi/Pay"),
+                 branches_.Url("/busi.Busi/PayUndo"), "p")
             .SetCallTimeout(std::chrono::seconds(5));
         grpc::Status status = saga.Submit();
         if (!status.ok()) return;  // dtmd is gone: unacknowledged.
@@ -65,18 +83,17 @@ TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
   while (ack_count < kKillAfterAcks && next < kSagas) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  dtmd->Kill();
+  dtmd_->Kill();
   for (std::thread& t : submitters) t.join();
-  const std::vector<RecordedCall> calls_at_kill = branches.Calls();
+  const std::vector<RecordedCall> calls_at_kill = branches_.Calls();
   const int calls_before_restart = static_cast<int>(calls_at_kill.size());
   ASSERT_GE(static_cast<int>(acked.size()), kKillAfterAcks);
 
-  dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
-  ASSERT_TRUE(dtmd->Start().ok());
+  StartDtmd();
   int in_flight_at_kill = 0;
   for (const auto& [gid, should_fail] : acked) {
     auto reply =
-        dtmd->WaitForStatus(gid, {"succeed", "failed"}, absl::Seconds(60));
+        dtmd_->WaitForStatus(gid, {"succeed", "failed"}, absl::Seconds(60));
     ASSERT_TRUE(reply.ok()) << reply.status();
     EXPECT_EQ(reply->transaction().status(), should_fail ? "failed" : "succeed")
         << gid;
@@ -99,93 +116,64 @@ TEST(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
   }
   // The test only means something if the kill caught sagas mid-flight.
   EXPECT_GT(in_flight_at_kill, 0);
-  EXPECT_GT(static_cast<int>(branches.Calls().size()), calls_before_restart);
+  EXPECT_GT(static_cast<int>(branches_.Calls().size()), calls_before_restart);
   RecordProperty("acknowledged", static_cast<int>(acked.size()));
   RecordProperty("calls_before_restart", calls_before_restart);
   RecordProperty("unfinished_at_kill", in_flight_at_kill);
-  EXPECT_EQ(dtmd->Stop(), 0);
+  EXPECT_EQ(dtmd_->Stop(), 0);
 }
 
-}  // namespace
-}  // namespace dtmd::testing
-
-namespace dtmd::testing {
-namespace {
-
-TEST(GracefulShutdownTest, SigtermAnswersWaitersExitsZeroAndWorkResumes) {
-  ScriptedBranchServer branches;
-  ASSERT_TRUE(branches.Start().ok());
-  const std::string data_dir = MakeTempDir("sigterm");
-  const std::vector<std::string> flags = {"--retry_interval=1",
-                                          "--cron_interval=1"};
-  auto dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
-  ASSERT_TRUE(dtmd->Start().ok());
+TEST_F(GracefulShutdownTest, SigtermAnswersWaitersExitsZeroAndWorkResumes) {
   const std::string gid = "sigterm-1";
-  branches.SetScript("/busi.Busi/Slow", gid,
-                     {{grpc::StatusCode::OK, "", 1500}});
+  branches_.SetScript("/busi.Busi/Slow", gid,
+                      {{grpc::StatusCode::OK, "", 1500}});
 
   grpc::Status submitted;
   std::thread client([&] {
-    dtmd::client::Saga saga(dtmd->dtm(), gid);
-    submitted = saga.Add(branches.Url("/busi.Busi/Slow"),
-                         branches.Url("/busi.Busi/SlowUndo"), "")
-                    .Add(branches.Url("/busi.Busi/Next"),
-                         branches.Url("/busi.Busi/NextUndo"), "")
+    dtmd::client::Saga saga(dtmd_->dtm(), gid);
+    submitted = saga.Add(branches_.Url("/busi.Busi/Slow"),
+                         branches_.Url("/busi.Busi/SlowUndo"), "")
+                    .Add(branches_.Url("/busi.Busi/Next"),
+                         branches_.Url("/busi.Busi/NextUndo"), "")
                     .SetRequestTimeout(5)
                     .SetWaitResult(true)
                     .Submit();
   });
-  ASSERT_TRUE(branches.WaitForCalls(1, absl::Seconds(10)));
-  EXPECT_EQ(dtmd->Stop(), 0) << "SIGTERM must end dtmd with exit code 0";
+  ASSERT_TRUE(branches_.WaitForCalls(1, absl::Seconds(10)));
+  EXPECT_EQ(dtmd_->Stop(), 0) << "SIGTERM must end dtmd with exit code 0";
   client.join();
   // The waiting caller was answered, not left hanging: the saga had not
   // ended, so the answer says so.
   EXPECT_EQ(submitted.error_code(), grpc::StatusCode::UNAVAILABLE)
       << submitted.error_message();
 
-  dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
-  ASSERT_TRUE(dtmd->Start().ok());
-  auto reply = dtmd->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
+  StartDtmd();
+  auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_GE(branches.CountCalls(gid, "action"), 2);
-  EXPECT_EQ(dtmd->Stop(), 0);
+  EXPECT_GE(branches_.CountCalls(gid, "action"), 2);
+  EXPECT_EQ(dtmd_->Stop(), 0);
 }
 
-}  // namespace
-}  // namespace dtmd::testing
-
-namespace dtmd::testing {
-namespace {
-
-TEST(GracefulShutdownTest, SigtermDoesNotWaitForABranchCallThatOutlastsIt) {
-  ScriptedBranchServer branches;
-  ASSERT_TRUE(branches.Start().ok());
-  const std::string data_dir = MakeTempDir("sigterm-long");
-  const std::vector<std::string> flags = {"--retry_interval=1",
-                                          "--cron_interval=1"};
-  auto dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
-  ASSERT_TRUE(dtmd->Start().ok());
+TEST_F(GracefulShutdownTest, SigtermDoesNotWaitForABranchCallThatOutlastsIt) {
   const std::string gid = "sigterm-long-1";
   // The first call would answer after 60 s, far past the shutdown's wait.
-  branches.SetScript("/busi.Busi/VerySlow", gid,
-                     {{grpc::StatusCode::OK, "", 60000}});
-  dtmd::client::Saga saga(dtmd->dtm(), gid);
-  ASSERT_TRUE(saga.Add(branches.Url("/busi.Busi/VerySlow"),
-                       branches.Url("/busi.Busi/VerySlowUndo"), "")
+  branches_.SetScript("/busi.Busi/VerySlow", gid,
+                      {{grpc::StatusCode::OK, "", 60000}});
+  dtmd::client::Saga saga(dtmd_->dtm(), gid);
+  ASSERT_TRUE(saga.Add(branches_.Url("/busi.Busi/VerySlow"),
+                       branches_.Url("/busi.Busi/VerySlowUndo"), "")
                   .SetRequestTimeout(120)
                   .Submit()
                   .ok());
-  ASSERT_TRUE(branches.WaitForCalls(1, absl::Seconds(10)));
+  ASSERT_TRUE(branches_.WaitForCalls(1, absl::Seconds(10)));
   // Stop() gives dtmd 20 s before it kills it: dtmd must not wait the 60 s
   // (it cancels the call), and must exit cleanly.
-  EXPECT_EQ(dtmd->Stop(), 0);
+  EXPECT_EQ(dtmd_->Stop(), 0);
 
-  dtmd = std::make_unique<DtmdProcess>(data_dir, flags);
-  ASSERT_TRUE(dtmd->Start().ok());
-  auto reply = dtmd->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
+  StartDtmd();
+  auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(dtmd->Stop(), 0);
-  branches.Shutdown();
+  EXPECT_EQ(dtmd_->Stop(), 0);
 }
 
 }  // namespace
