@@ -76,14 +76,7 @@ void Server::Shutdown() {
   }
 }
 
-Server::~Server() {
-  Shutdown();
-  grpc_server_.reset();
-  admin_service_.reset();
-  dtm_service_.reset();
-  engine_.reset();
-  invoker_.reset();
-  store_.reset();
-}
+// The members then go in reverse declaration order (see server.h).
+Server::~Server() { Shutdown(); }
 
 }  // namespace dtmd
