@@ -104,29 +104,30 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
     done(Unavailable());
     return;
   }
-  storage::v1::TransRecord trans = txn.trans;
-  std::vector<storage::v1::BranchRecord> branches = txn.branches;
+  // What the reply needs besides the stored records, which the store hands
+  // back once they are created.
+  Submitted submitted{txn.trans.gid(), txn.trans.trans_type(),
+                      txn.trans.options().request_timeout_s(), wait_result};
   store_->CreateTransaction(
-      std::move(trans), std::move(branches), storage::Durability::kSync,
-      [this, txn = std::move(txn), wait_result, done = std::move(done)](
+      std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
+      [this, submitted = std::move(submitted), done = std::move(done)](
           absl::StatusOr<storage::CreateResult> result) mutable {
-        // On the store's writer thread: OnStored only replies (gRPC's Finish
+        // On the store's syncer thread: OnStored only replies (gRPC's Finish
         // does not block) and hands the transaction to a strand.
-        OnStored(std::move(txn), wait_result, std::move(done),
-                 std::move(result));
+        OnStored(submitted, std::move(done), std::move(result));
       });
 }
 
-void Engine::OnStored(NewTransaction txn, bool wait_result, ReplyCallback done,
+void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
                       absl::StatusOr<storage::CreateResult> result) {
   if (!result.ok()) {
     done(absl::UnavailableError(
         absl::StrCat("cannot store transaction: ", result.status().message())));
     return;
   }
-  const std::string gid = txn.trans.gid();
-  const int64_t request_timeout_s = txn.trans.options().request_timeout_s();
-  auto start = [this, gid, wait_result, request_timeout_s](
+  const std::string& gid = submitted.gid;
+  auto start = [this, gid, wait_result = submitted.wait_result,
+                request_timeout_s = submitted.request_timeout_s](
                    std::optional<NewTransaction> preloaded,
                    ReplyCallback done) {
     std::shared_ptr<Waiter> waiter;
@@ -138,14 +139,15 @@ void Engine::OnStored(NewTransaction txn, bool wait_result, ReplyCallback done,
     Drive(gid, std::move(preloaded), std::move(waiter), false);
   };
   if (result->created) {
-    start(std::move(txn), std::move(done));
+    start(NewTransaction{std::move(result->trans), std::move(result->branches)},
+          std::move(done));
     return;
   }
   const storage::v1::TransRecord& existing = result->existing;
-  if (existing.trans_type() != txn.trans.trans_type()) {
+  if (existing.trans_type() != submitted.trans_type) {
     done(absl::InvalidArgumentError(absl::StrCat(
         "TransType: gid ", gid, " exists as a ", existing.trans_type(),
-        " transaction, not ", txn.trans.trans_type())));
+        " transaction, not ", submitted.trans_type)));
     return;
   }
   if (existing.status() == storage::kStatusSubmitted) {
@@ -158,11 +160,11 @@ void Engine::OnStored(NewTransaction txn, bool wait_result, ReplyCallback done,
         absl::StrCat("transaction ", gid, " is already ", existing.status())));
     return;
   }
-  storage::v1::TransRecord submitted = existing;
-  submitted.set_status(storage::kStatusSubmitted);
-  submitted.set_update_time_ms(clock_->NowMs());
+  storage::v1::TransRecord now_submitted = existing;
+  now_submitted.set_status(storage::kStatusSubmitted);
+  now_submitted.set_update_time_ms(clock_->NowMs());
   store_->UpdateTransaction(
-      std::move(submitted), storage::kStatusPrepared, {},
+      std::move(now_submitted), storage::kStatusPrepared, {},
       storage::Durability::kSync,
       [this, gid, start, done = std::move(done)](absl::Status s) mutable {
         pool_.Post([this, gid, start, done = std::move(done), s]() mutable {

@@ -108,7 +108,14 @@ class Engine {
   // Wakes gid at when_ms (a retry).
   void ScheduleWake(const std::string& gid, int64_t when_ms);
   void PollDue();
-  void OnStored(NewTransaction txn, bool wait_result, ReplyCallback done,
+  // The parts of a Submit that its reply needs.
+  struct Submitted {
+    std::string gid;
+    std::string trans_type;
+    int64_t request_timeout_s;
+    bool wait_result;
+  };
+  void OnStored(const Submitted& submitted, ReplyCallback done,
                 absl::StatusOr<storage::CreateResult> result);
   std::shared_ptr<Waiter> MakeWaiter(const std::string& gid,
                                      int64_t request_timeout_s,

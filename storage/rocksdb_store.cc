@@ -509,6 +509,10 @@ void RocksDBStore::Impl::Complete(Op& op, Outcome& outcome) {
   if (op.kind != Op::Kind::kCreate) {
     op.status_done(std::move(outcome.status));
   } else if (outcome.status.ok()) {
+    if (outcome.create.created) {
+      outcome.create.trans = std::move(op.trans);
+      outcome.create.branches = std::move(op.branches);
+    }
     op.create_done(std::move(outcome.create));
   } else {
     op.create_done(std::move(outcome.status));

@@ -155,6 +155,20 @@ TEST_F(RocksDBStoreTest, CreatedTransactionCanBeRead) {
   EXPECT_EQ(read->SerializeAsString(), trans.SerializeAsString());
 }
 
+TEST_F(RocksDBStoreTest, CreateHandsTheStoredRecordsBack) {
+  CreateWaiter created;
+  store_->CreateTransaction(Trans("g1", kStatusSubmitted, 1),
+                            {Branch("b0", "action"), Branch("b1", "action")},
+                            Durability::kSync, created.Callback());
+  absl::StatusOr<CreateResult> result = created.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(result->created);
+  EXPECT_EQ(result->trans.gid(), "g1");
+  ASSERT_EQ(result->branches.size(), 2u);
+  EXPECT_EQ(result->branches[1].position(), 1);
+  EXPECT_EQ(result->branches[1].gid(), "g1");
+}
+
 TEST_F(RocksDBStoreTest, GetUnknownTransactionIsNotFound) {
   EXPECT_EQ(store_->GetTransaction("nope").status().code(),
             absl::StatusCode::kNotFound);

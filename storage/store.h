@@ -42,6 +42,10 @@ enum class Durability {
 struct CreateResult {
   bool created = false;  // false: the gid existed; `existing` holds it.
   TransRecord existing;
+  // created: the records as stored (handed back, so that the caller need not
+  // keep a copy of what it passed in).
+  TransRecord trans;
+  std::vector<BranchRecord> branches;
 };
 
 using StatusCallback = std::function<void(absl::Status)>;
