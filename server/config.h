@@ -18,7 +18,7 @@ struct Config {
   std::string data_dir = "./data";
   std::string advertise_address;  // sent to branches as dtm-dtm.
 
-  // Timing defaults (seconds), PROTOCOL.md section 6.
+  // Timing defaults (seconds), docs/protocol.md section 6.
   int64_t timeout_to_fail_s = 35;  // tcc, xa, msg; sagas have none.
   int64_t retry_interval_s = 10;
   int64_t request_timeout_s = 3;

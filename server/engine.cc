@@ -88,7 +88,7 @@ std::shared_ptr<Waiter> Engine::MakeWaiter(const std::string& gid,
                                            int64_t request_timeout_s,
                                            ReplyCallback done) {
   auto waiter = std::make_shared<Waiter>(std::move(done));
-  // PROTOCOL.md section 5: the wait is bounded by RequestTimeout + 2 s.
+  // docs/protocol.md section 5: the wait is bounded by RequestTimeout + 2 s.
   const int64_t bound_ms =
       (request_timeout_s + config_.wait_result_grace_s) * 1000;
   timers_.RunAfter(bound_ms, [waiter, gid] {

@@ -142,7 +142,7 @@ absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
   storage::v1::TransOptions* opts = t.mutable_options();
   opts->set_wait_result(o.waitresult());
   opts->set_timeout_to_fail_s(o.timeouttofail());  // sagas: 0 = no timeout.
-  // PROTOCOL.md section 3: the first interval.
+  // docs/protocol.md section 3: the first interval.
   int64_t interval = config.retry_interval_s;
   if (o.retryinterval() > 0) {
     interval = o.retryinterval();

@@ -104,7 +104,7 @@ class Store {
   virtual void Flush() = 0;
 };
 
-// Global statuses (PROTOCOL.md section 2).
+// Global statuses (docs/protocol.md section 2).
 inline constexpr char kStatusPrepared[] = "prepared";
 inline constexpr char kStatusSubmitted[] = "submitted";
 inline constexpr char kStatusAborting[] = "aborting";

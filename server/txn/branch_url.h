@@ -1,4 +1,4 @@
-// Branch URLs: "host:port/package.Service/Method" (PROTOCOL.md section 3).
+// Branch URLs: "host:port/package.Service/Method" (docs/protocol.md section 3).
 // One parser, used when a transaction is accepted and when a branch is
 // called. Pure; thread-safe.
 #ifndef DTMD_SERVER_TXN_BRANCH_URL_H_

@@ -1,4 +1,4 @@
-// What a branch's answer means (PROTOCOL.md section 3), independent of any
+// What a branch's answer means (docs/protocol.md section 3), independent of any
 // transaction mode. Pure; thread-safe.
 #ifndef DTMD_SERVER_TXN_OUTCOME_H_
 #define DTMD_SERVER_TXN_OUTCOME_H_

@@ -1,5 +1,5 @@
 // Bad input: every malformed request gets INVALID_ARGUMENT naming the field
-// (or the status PROTOCOL.md section 4 gives), and dtmd keeps serving.
+// (or the status docs/protocol.md section 4 gives), and dtmd keeps serving.
 #include <string>
 
 #include "absl/strings/str_cat.h"

@@ -1,6 +1,6 @@
 // dtmd's C++ client: a Saga builder over the generated dtmgimp::Dtm stub.
 //
-// It speaks DTM's gRPC protocol (see PROTOCOL.md), so it works against dtmd
+// It speaks DTM's gRPC protocol (docs/protocol.md), so it works against dtmd
 // and against DTM itself. The builder only assembles a dtmgimp::DtmRequest and
 // makes one unary call; it keeps no connection state of its own and never
 // retries: a failed Submit may be repeated with the same gid (a Submit of a
