@@ -36,6 +36,11 @@ ABSL_FLAG(int, max_branch_headers, 64, "Most BranchHeaders entries.");
 ABSL_FLAG(int, worker_threads, 0, "Engine threads; 0 = number of cores.");
 ABSL_FLAG(int, max_active_transactions, 20000,
           "Most transactions driven at once; more wait in the due index.");
+ABSL_FLAG(int, max_queued_events, 100000,
+          "Engine events queued beyond which new requests get "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, grpc_memory_mib, 1024,
+          "Memory quota of the gRPC server (requests in flight), MiB.");
 
 namespace dtmd {
 namespace {
@@ -97,6 +102,8 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_branch_headers = absl::GetFlag(FLAGS_max_branch_headers);
   c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
+  c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
+  c.grpc_memory_mib = absl::GetFlag(FLAGS_grpc_memory_mib);
 
   if (c.grpc_port < 0 || c.grpc_port > 65535) {
     return absl::InvalidArgumentError(
@@ -115,7 +122,9 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_steps", c.max_steps),
         Positive("max_request_bytes", c.max_request_bytes),
         Positive("max_branch_headers", c.max_branch_headers),
-        Positive("max_active_transactions", c.max_active_transactions)}) {
+        Positive("max_active_transactions", c.max_active_transactions),
+        Positive("max_queued_events", c.max_queued_events),
+        Positive("grpc_memory_mib", c.grpc_memory_mib)}) {
     if (!s.ok()) return s;
   }
   if (c.worker_threads < 0) {

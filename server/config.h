@@ -35,6 +35,8 @@ struct Config {
 
   int worker_threads = 0;               // 0: number of cores, at least 2.
   int max_active_transactions = 20000;  // runners in memory at once.
+  int max_queued_events = 100000;       // over it: RESOURCE_EXHAUSTED.
+  int64_t grpc_memory_mib = 1024;       // gRPC server resource quota.
 };
 
 // Reads the flags (after absl::ParseCommandLine) into a Config, applying the

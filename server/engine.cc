@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "glog/logging.h"
-#include "server/saga_runner.h"
+#include "server/transaction_runner.h"
 
 namespace dtmd {
 namespace {
@@ -21,10 +21,17 @@ absl::Status Unavailable() {
   return absl::UnavailableError("dtmd is shutting down");
 }
 
+// Pause between polls that drain a due backlog as runners retire.
+constexpr int64_t kBacklogPollMs = 20;
+
 }  // namespace
 
 bool Waiter::Finish(absl::Status status) {
   if (done_.exchange(true)) return false;
+  // Frees the bound timer (and this waiter's share of it) at once.
+  if (const TimerQueue::TimerId id = timer_.load(); id != 0) {
+    timers_->Cancel(id);
+  }
   ReplyCallback reply = std::move(reply_);
   reply(std::move(status));
   return true;
@@ -36,71 +43,138 @@ Engine::Engine(const Config& config, storage::Store* store,
       store_(store),
       invoker_(invoker),
       clock_(clock),
-      pool_(PoolSize(config)),
-      timers_(clock) {}
+      timers_(clock),
+      pool_(PoolSize(config)) {}
 
 Engine::~Engine() { Shutdown(); }
 
 void Engine::Start() {
   if (started_.exchange(true)) return;
-  pool_.Post([this] { PollDue(); });
+  pool_.Post([this] { PollDue(/*periodic=*/true); });
 }
 
 void Engine::Shutdown() {
   if (stopping_.exchange(true)) return;
-  std::vector<std::shared_ptr<SagaRunner>> runners;
+  std::vector<std::shared_ptr<Waiter>> waiters;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [gid, runner] : active_) runners.push_back(runner);
-  }
-  for (const auto& runner : runners) {
-    for (const auto& waiter : runner->TakeWaiters())
-      waiter->Finish(Unavailable());
-  }
-  // Runners retire as their in-flight calls return. Calls that would take
-  // longer than the default request timeout are cancelled (their
-  // transactions resume after restart), so that no callback outlives the
-  // engine.
-  const absl::Condition idle(
-      +[](decltype(active_)* active) { return active->empty(); }, &active_);
-  {
-    absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(idle,
-                             absl::Seconds(config_.request_timeout_s + 2))) {
-      store_->Flush();
-      return;
+    for (auto& [gid, runner] : active_) {
+      for (auto& waiter : runner->TakeWaiters()) waiters.push_back(waiter);
     }
-    LOG(WARNING) << active_.size()
-                 << " transactions still had branch calls in flight at "
-                    "shutdown; cancelling them, they resume after restart";
+    for (auto& [gid, parked] : parked_) {
+      for (auto& waiter : parked) waiters.push_back(waiter);
+    }
+    parked_.clear();
   }
-  // A runner past its stopping check may still start a call: cancel again
-  // until none is left.
+  for (const auto& waiter : waiters) waiter->Finish(Unavailable());
+
+  // Runners end as their in-flight calls and writes return; engine writes
+  // (creates) complete. Calls that outlast the wait are cancelled (their
+  // transactions resume after restart). No engine lock is held meanwhile:
+  // completions need it.
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(idle_mu_) {
+    return live_runners_ == 0 && pending_writes_ == 0;
+  };
+  {
+    absl::MutexLock lock(&idle_mu_);
+    writes_closed_ = true;
+    if (!idle_mu_.AwaitWithTimeout(
+            absl::Condition(&idle),
+            absl::Seconds(config_.request_timeout_s +
+                          config_.wait_result_grace_s))) {
+      LOG(WARNING) << live_runners_
+                   << " transactions still had branch calls in flight at "
+                      "shutdown; cancelling them, they resume after restart";
+    }
+  }
   for (;;) {
+    {
+      absl::MutexLock lock(&idle_mu_);
+      if (idle_mu_.AwaitWithTimeout(absl::Condition(&idle),
+                                    absl::Milliseconds(100))) {
+        break;
+      }
+    }
+    // A runner past its stopping check may still start a call: cancel
+    // again until none is left.
     invoker_->CancelAll();
-    absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(idle, absl::Seconds(1))) break;
   }
   store_->Flush();
+  // The pool first: its closures may set timers; timer closures only post
+  // to the pool, which drops them once stopped.
+  pool_.Stop();
+  timers_.Stop();
+}
+
+Engine::Stats Engine::GetStats() {
+  Stats stats;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.active = static_cast<int64_t>(active_.size());
+  }
+  {
+    absl::MutexLock lock(&idle_mu_);
+    stats.live_runners = live_runners_;
+    stats.pending_writes = pending_writes_;
+  }
+  stats.timers = static_cast<int64_t>(timers_.size());
+  return stats;
+}
+
+bool Engine::BeginWrite() {
+  absl::MutexLock lock(&idle_mu_);
+  if (writes_closed_ || stopping_) return false;
+  ++pending_writes_;
+  return true;
+}
+
+void Engine::EndWrite() {
+  absl::MutexLock lock(&idle_mu_);
+  --pending_writes_;
+}
+
+void Engine::RunnerCreated() {
+  absl::MutexLock lock(&idle_mu_);
+  ++live_runners_;
+}
+
+void Engine::RunnerDestroyed() {
+  absl::MutexLock lock(&idle_mu_);
+  --live_runners_;
+}
+
+absl::Status Engine::CheckLoad() {
+  if (stopping_) return Unavailable();
+  const size_t queued = pool_.queue_size();
+  if (queued > static_cast<size_t>(config_.max_queued_events)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("dtmd is overloaded: ", queued,
+                     " events queued (--max_queued_events); retry later"));
+  }
+  return absl::OkStatus();
 }
 
 std::shared_ptr<Waiter> Engine::MakeWaiter(const std::string& gid,
                                            int64_t request_timeout_s,
                                            ReplyCallback done) {
-  auto waiter = std::make_shared<Waiter>(std::move(done));
+  auto waiter = std::make_shared<Waiter>(std::move(done), &timers_);
   // docs/protocol.md section 5: the wait is bounded by RequestTimeout + 2 s.
   const int64_t bound_ms =
       (request_timeout_s + config_.wait_result_grace_s) * 1000;
-  timers_.RunAfter(bound_ms, [waiter, gid] {
+  waiter->set_timer(timers_.RunAfter(bound_ms, [waiter, gid] {
     waiter->Finish(absl::FailedPreconditionError(absl::StrCat(
         "transaction ", gid,
         " has not finished within the wait; dtmd keeps driving it")));
-  });
+  }));
   return waiter;
 }
 
 void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
-  if (stopping_) {
+  if (absl::Status s = CheckLoad(); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (!BeginWrite()) {
     done(Unavailable());
     return;
   }
@@ -108,81 +182,75 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
   // back once they are created.
   Submitted submitted{txn.trans.gid(), txn.trans.trans_type(),
                       txn.trans.options().request_timeout_s(), wait_result};
+  {
+    absl::MutexLock lock(&mu_);
+    // Not durable until the callback: the poller leaves it alone.
+    ++creating_[submitted.gid];
+    if (active_.size() >=
+        static_cast<size_t>(config_.max_active_transactions)) {
+      // Over the limit: stored due at once, driven from the due index as
+      // runners retire.
+      txn.trans.set_next_cron_time_ms(clock_->NowMs());
+    }
+  }
   store_->CreateTransaction(
       std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
       [this, submitted = std::move(submitted), done = std::move(done)](
           absl::StatusOr<storage::CreateResult> result) mutable {
-        // On the store's syncer thread: OnStored only replies (gRPC's Finish
-        // does not block) and hands the transaction to a strand.
-        OnStored(submitted, std::move(done), std::move(result));
+        // On a store thread: the rest runs on the pool.
+        pool_.Post([this, submitted = std::move(submitted),
+                    done = std::move(done),
+                    result = std::move(result)]() mutable {
+          OnStored(submitted, std::move(done), std::move(result));
+          EndWrite();
+        });
       });
 }
 
 void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
                       absl::StatusOr<storage::CreateResult> result) {
+  const std::string& gid = submitted.gid;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = creating_.find(gid);
+    if (it != creating_.end() && --it->second <= 0) creating_.erase(it);
+  }
   if (!result.ok()) {
     done(absl::UnavailableError(
         absl::StrCat("cannot store transaction: ", result.status().message())));
     return;
   }
-  const std::string& gid = submitted.gid;
-  auto start = [this, gid, wait_result = submitted.wait_result,
-                request_timeout_s = submitted.request_timeout_s](
-                   std::optional<NewTransaction> preloaded,
-                   ReplyCallback done) {
-    std::shared_ptr<Waiter> waiter;
-    if (wait_result) {
-      waiter = MakeWaiter(gid, request_timeout_s, std::move(done));
+  DriveRequest request;
+  if (result->created) {
+    if (submitted.wait_result) {
+      request.waiter =
+          MakeWaiter(gid, submitted.request_timeout_s, std::move(done));
     } else {
       done(absl::OkStatus());
     }
-    Drive(gid, std::move(preloaded), std::move(waiter), false);
-  };
-  if (result->created) {
-    start(NewTransaction{std::move(result->trans), std::move(result->branches)},
-          std::move(done));
+    request.preloaded =
+        NewTransaction{std::move(result->trans), std::move(result->branches)};
+    Drive(gid, std::move(request));
     return;
   }
-  const storage::v1::TransRecord& existing = result->existing;
-  if (existing.trans_type() != submitted.trans_type) {
+  if (result->existing.trans_type() != submitted.trans_type) {
     done(absl::InvalidArgumentError(absl::StrCat(
-        "TransType: gid ", gid, " exists as a ", existing.trans_type(),
+        "TransType: gid ", gid, " exists as a ", result->existing.trans_type(),
         " transaction, not ", submitted.trans_type)));
     return;
   }
-  if (existing.status() == storage::kStatusSubmitted) {
-    // A client's safe retry: accepted, and the transaction processed again.
-    start(std::nullopt, std::move(done));
-    return;
-  }
-  if (existing.status() != storage::kStatusPrepared) {
-    done(absl::AbortedError(
-        absl::StrCat("transaction ", gid, " is already ", existing.status())));
-    return;
-  }
-  storage::v1::TransRecord now_submitted = existing;
-  now_submitted.set_status(storage::kStatusSubmitted);
-  now_submitted.set_update_time_ms(clock_->NowMs());
-  store_->UpdateTransaction(
-      std::move(now_submitted), storage::kStatusPrepared, {},
-      storage::Durability::kSync,
-      [this, gid, start, done = std::move(done)](absl::Status s) mutable {
-        pool_.Post([this, gid, start, done = std::move(done), s]() mutable {
-          if (s.ok()) {
-            start(std::nullopt, std::move(done));
-          } else if (absl::IsFailedPrecondition(s)) {
-            done(absl::AbortedError(absl::StrCat(
-                "transaction ", gid, " changed status: ", s.message())));
-          } else {
-            done(absl::UnavailableError(
-                absl::StrCat("cannot store transaction: ", s.message())));
-          }
-        });
-      });
+  // An existing transaction: the Submit is a command to its runner.
+  request.command = PendingCommand{txn::Command::kSubmit, submitted.trans_type,
+                                   submitted.wait_result, std::move(done)};
+  Drive(gid, std::move(request));
 }
 
 void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
-  if (stopping_) {
+  if (absl::Status s = CheckLoad(); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (!BeginWrite()) {
     done(Unavailable());
     return;
   }
@@ -190,8 +258,10 @@ void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
   std::string trans_type = txn.trans.trans_type();
   store_->CreateTransaction(
       std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
-      [gid, trans_type,
+      [this, gid, trans_type,
        done = std::move(done)](absl::StatusOr<storage::CreateResult> result) {
+        // Only a reply (gRPC's Finish does not block): fine on a store
+        // thread.
         if (!result.ok()) {
           done(absl::UnavailableError(absl::StrCat("cannot store transaction: ",
                                                    result.status().message())));
@@ -208,81 +278,157 @@ void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
           done(absl::AbortedError(absl::StrCat(
               "transaction ", gid, " is already ", result->existing.status())));
         }
+        EndWrite();
       });
 }
 
 void Engine::Abort(const std::string& gid, const std::string& trans_type,
                    ReplyCallback done) {
-  absl::StatusOr<storage::v1::TransRecord> trans = store_->GetTransaction(gid);
-  if (!trans.ok()) {
-    done(absl::IsNotFound(trans.status())
-             ? absl::NotFoundError(
-                   absl::StrCat("transaction ", gid, " does not exist"))
-             : trans.status());
+  if (absl::Status s = CheckLoad(); !s.ok()) {
+    done(s);
     return;
   }
-  done(absl::AbortedError(absl::StrCat(
-      "Abort is not supported for ", trans->trans_type(),
-      " transactions (a saga rolls back when an action fails); transaction ",
-      gid, " is ", trans->status())));
+  DriveRequest request;
+  request.command =
+      PendingCommand{txn::Command::kAbort, trans_type, false, std::move(done)};
+  Drive(gid, std::move(request));
 }
 
-void Engine::Drive(const std::string& gid,
-                   std::optional<NewTransaction> preloaded,
-                   std::shared_ptr<Waiter> waiter, bool scheduled_wake) {
-  std::shared_ptr<SagaRunner> runner;
+bool Engine::Drive(const std::string& gid, DriveRequest request) {
+  if (stopping_) {
+    if (request.waiter) request.waiter->Finish(Unavailable());
+    if (request.command) request.command->done(Unavailable());
+    return false;
+  }
+  std::shared_ptr<TransactionRunner> runner;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
-      if (waiter) waiter->Finish(Unavailable());
-      return;
-    }
+    // Past the check above, Shutdown answers what joins a runner.
     auto it = active_.find(gid);
     if (it != active_.end()) {
-      // Runners leave active_ under mu_ before they retire, so this attaches;
-      // were it ever to fail, a new runner takes the waiter rather than
+      // Runners leave active_ under mu_ when they retire, so these succeed;
+      // were one ever to fail, a new runner takes the request rather than
       // leaving it unanswered.
-      if (!waiter || it->second->TryAttach(waiter)) return;
+      bool joined = true;
+      if (request.waiter) joined = it->second->TryAttach(request.waiter);
+      if (joined && request.command) {
+        joined = it->second->TryDeliver(std::move(*request.command));
+      }
+      if (joined) return true;
       active_.erase(it);
     }
-    if (scheduled_wake &&
-        active_.size() >=
-            static_cast<size_t>(config_.max_active_transactions)) {
-      return;  // still in the due index: the poller comes back for it.
+    const size_t limit = static_cast<size_t>(config_.max_active_transactions);
+    if (request.scheduled_wake) {
+      if (creating_.contains(gid)) return false;  // not durable yet.
+      auto hold = held_.find(gid);
+      if (hold != held_.end() && hold->second.until_ms > clock_->NowMs()) {
+        return false;
+      }
+      if (active_.size() >= limit) {
+        backlog_ = true;  // still in the due index.
+        return false;
+      }
+    } else if (!request.command && active_.size() >= limit) {
+      // A new transaction over the limit: it is due now in the store and
+      // waits there; a WaitResult caller waits for its bound.
+      backlog_ = true;
+      if (request.waiter) parked_[gid].push_back(std::move(request.waiter));
+      return false;
     }
-    runner = std::make_shared<SagaRunner>(this, gid);
-    if (waiter) runner->TryAttach(std::move(waiter));
+    runner = std::make_shared<TransactionRunner>(this, gid);
+    if (request.waiter) runner->TryAttach(std::move(request.waiter));
+    if (auto parked = parked_.find(gid); parked != parked_.end()) {
+      for (auto& waiter : parked->second) runner->TryAttach(std::move(waiter));
+      parked_.erase(parked);
+    }
+    if (request.command) runner->TryDeliver(std::move(*request.command));
     active_.emplace(gid, runner);
   }
-  runner->Begin(std::move(preloaded), scheduled_wake);
+  runner->Begin(std::move(request.preloaded), request.scheduled_wake);
+  return true;
 }
 
-std::vector<std::shared_ptr<Waiter>> Engine::Retire(const std::string& gid,
-                                                    SagaRunner* runner) {
+bool Engine::Retire(const std::string& gid, TransactionRunner* runner,
+                    bool write_failed,
+                    std::vector<std::shared_ptr<Waiter>>* waiters) {
   absl::MutexLock lock(&mu_);
+  if (!runner->TryRetire(waiters)) return false;
   auto it = active_.find(gid);
   if (it != active_.end() && it->second.get() == runner) active_.erase(it);
-  return runner->TakeWaitersAndRetire();
+  if (write_failed) {
+    Hold& hold = held_[gid];
+    hold.backoff_s = hold.backoff_s == 0
+                         ? std::max<int64_t>(1, config_.retry_interval_s)
+                         : txn::DoubledInterval(hold.backoff_s, hold.backoff_s,
+                                                config_.max_retry_interval_s);
+    hold.until_ms = clock_->NowMs() + hold.backoff_s * 1000;
+  } else if (!held_.empty()) {
+    held_.erase(gid);
+  }
+  MaybePollBacklog();
+  return true;
+}
+
+void Engine::MaybePollBacklog() {
+  const size_t limit = static_cast<size_t>(config_.max_active_transactions);
+  if (!backlog_ || extra_poll_pending_ || stopping_ ||
+      active_.size() >= limit - limit / 4) {
+    return;
+  }
+  extra_poll_pending_ = true;
+  timers_.RunAfter(kBacklogPollMs, [this] {
+    pool_.Post([this] { PollDue(/*periodic=*/false); });
+  });
 }
 
 void Engine::ScheduleWake(const std::string& gid, int64_t when_ms) {
   if (stopping_) return;
   timers_.RunAt(when_ms, [this, gid] {
-    pool_.Post([this, gid] { Drive(gid, std::nullopt, nullptr, true); });
+    pool_.Post([this, gid] {
+      DriveRequest request;
+      request.scheduled_wake = true;
+      Drive(gid, std::move(request));
+    });
   });
 }
 
-void Engine::PollDue() {
+void Engine::PollDue(bool periodic) {
   if (stopping_) return;
-  absl::StatusOr<std::vector<std::string>> due =
-      store_->ScanDue(clock_->NowMs(), config_.max_active_transactions);
-  if (!due.ok()) {
-    LOG(ERROR) << "cannot scan the due index: " << due.status();
-  } else {
-    for (const std::string& gid : *due) Drive(gid, std::nullopt, nullptr, true);
+  int64_t capacity;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!periodic) extra_poll_pending_ = false;
+    capacity =
+        config_.max_active_transactions - static_cast<int64_t>(active_.size());
   }
-  timers_.RunAfter(config_.cron_interval_s * 1000,
-                   [this] { pool_.Post([this] { PollDue(); }); });
+  if (capacity > 0) {
+    absl::StatusOr<std::vector<std::string>> due =
+        store_->ScanDue(clock_->NowMs(), static_cast<int>(capacity));
+    if (!due.ok()) {
+      LOG(ERROR) << "cannot scan the due index: " << due.status();
+    } else {
+      int started = 0;
+      for (const std::string& gid : *due) {
+        DriveRequest request;
+        request.scheduled_wake = true;
+        if (Drive(gid, std::move(request))) ++started;
+      }
+      absl::MutexLock lock(&mu_);
+      // A full page with progress: more may be due; poll again as soon as
+      // runners make room. A page of gids that could not start waits for
+      // the next periodic poll instead of spinning.
+      backlog_ = static_cast<int64_t>(due->size()) >= capacity && started > 0;
+      MaybePollBacklog();
+    }
+  } else {
+    absl::MutexLock lock(&mu_);
+    backlog_ = true;
+  }
+  if (periodic) {
+    timers_.RunAfter(config_.cron_interval_s * 1000, [this] {
+      pool_.Post([this] { PollDue(/*periodic=*/true); });
+    });
+  }
 }
 
 }  // namespace dtmd

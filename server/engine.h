@@ -1,12 +1,20 @@
 // Engine: accepts transactions, stores them durably, and drives each
-// unfinished one to a final state through a runner, retrying on schedule and
-// after restarts.
+// unfinished one to a final state through a TransactionRunner, retrying on
+// schedule and after restarts. The engine never names a transaction mode:
+// runners find theirs in the registry (server/txn/mode.h).
 //
 // Threading: public methods are thread-safe and never block on the network
 // or on a synced write; replies arrive through callbacks, called exactly once
-// from an engine thread. At most one runner drives a gid at a time; a runner
-// lives only while it has work (a round of branch calls) and otherwise the
-// transaction waits in the store's due index and the timer queue.
+// from an engine thread. At most one runner drives a gid at a time; client
+// commands on an existing gid (Submit of a prepared one, Abort) are events
+// delivered to that gid's runner. A runner lives only while it has work
+// (a round of branch calls, a command) and otherwise the transaction waits in
+// the store's due index and the timer queue.
+//
+// Load is bounded: at most max_active_transactions runners exist; above it
+// a new transaction is stored (due at once) and driven from the due index as
+// runners retire. Client requests are refused with RESOURCE_EXHAUSTED while
+// the engine's event queue is over its bound.
 #ifndef DTMD_SERVER_ENGINE_H_
 #define DTMD_SERVER_ENGINE_H_
 
@@ -27,26 +35,39 @@
 #include "server/executor.h"
 #include "server/request_validation.h"
 #include "server/timer_queue.h"
+#include "server/txn/mode.h"
 #include "storage/store.h"
 
 namespace dtmd {
 
-class SagaRunner;
+class TransactionRunner;
 
 using ReplyCallback = std::function<void(absl::Status)>;
 
 // A caller waiting for a transaction's outcome (WaitResult). Answered once:
 // by the runner when the transaction ends or its first round is over, or by
-// the engine's timer when the wait bound passes.
+// the engine's timer when the wait bound passes; answering cancels the timer.
 class Waiter {
  public:
-  explicit Waiter(ReplyCallback reply) : reply_(std::move(reply)) {}
+  Waiter(ReplyCallback reply, TimerQueue* timers)
+      : reply_(std::move(reply)), timers_(timers) {}
   // Returns false if the waiter was already answered.
   bool Finish(absl::Status status);
+  void set_timer(TimerQueue::TimerId id) { timer_.store(id); }
 
  private:
   std::atomic<bool> done_{false};
   ReplyCallback reply_;
+  TimerQueue* const timers_;
+  std::atomic<TimerQueue::TimerId> timer_{0};
+};
+
+// A client command for an existing transaction, on its way to the runner.
+struct PendingCommand {
+  txn::Command command;
+  std::string trans_type;  // as the client sent it.
+  bool wait_result = false;
+  ReplyCallback done;
 };
 
 class Engine {
@@ -64,24 +85,27 @@ class Engine {
   void Start();
 
   // Stops starting rounds, answers waiters with UNAVAILABLE, waits (bounded
-  // by the longest request timeout) for in-flight branch calls, flushes the
-  // store. Idempotent.
+  // by the longest request timeout, then cancelling branch calls) until no
+  // runner is alive and no engine write is pending, flushes the store and
+  // stops the engine's threads. Always returns. Idempotent.
   void Shutdown();
 
-  // Submit: creates the transaction as submitted (or moves a prepared one),
-  // durably, then drives it. `done` gets OK once stored (wait_result=false),
-  // or the outcome (wait_result=true): OK succeed, ABORTED failed,
-  // FAILED_PRECONDITION still running after the first round or the wait
-  // bound. ABORTED if the gid already ended or is aborting; INVALID_ARGUMENT
-  // if it exists with another trans type.
+  // Submit: creates the transaction as submitted, durably, then drives it;
+  // for an existing gid the Submit is a command to its runner (a prepared
+  // transaction moves to submitted, durably). `done` gets OK once stored
+  // (wait_result=false), or the outcome (wait_result=true): OK succeed,
+  // ABORTED failed, FAILED_PRECONDITION still running after the first round
+  // or the wait bound. ABORTED if the gid already ended or is aborting;
+  // INVALID_ARGUMENT if it exists with another trans type; UNAVAILABLE if
+  // it cannot be stored; RESOURCE_EXHAUSTED when overloaded.
   void Submit(NewTransaction txn, bool wait_result, ReplyCallback done);
 
   // Prepare: creates the transaction as prepared, durably. OK if it is
   // already prepared; ABORTED in another status.
   void Prepare(NewTransaction txn, ReplyCallback done);
 
-  // Abort of a saga: NOT_FOUND for an unknown gid, ABORTED otherwise (sagas
-  // roll back only through a failing action).
+  // Abort: a command to the gid's runner; NOT_FOUND for an unknown gid.
+  // The mode decides (a saga refuses it with ABORTED).
   void Abort(const std::string& gid, const std::string& trans_type,
              ReplyCallback done);
 
@@ -92,22 +116,45 @@ class Engine {
   ThreadPool* pool() { return &pool_; }
   bool stopping() const { return stopping_.load(); }
 
- private:
-  friend class SagaRunner;
+  // For tests and metrics.
+  struct Stats {
+    int64_t active = 0;          // runners registered for a gid.
+    int64_t live_runners = 0;    // runner objects alive (incl. retiring).
+    int64_t pending_writes = 0;  // engine-issued creates not completed.
+    int64_t timers = 0;          // timers pending in the timer queue.
+  };
+  Stats GetStats();
 
-  // Starts a runner for gid unless one is active, in which case `waiter`
-  // (if any) joins it. `preloaded` skips reading the records from the store.
-  // A scheduled wake-up (timer or poller) is skipped while the engine
-  // already drives max_active_transactions; the due index keeps it.
-  void Drive(const std::string& gid, std::optional<NewTransaction> preloaded,
-             std::shared_ptr<Waiter> waiter, bool scheduled_wake);
-  // Called by a runner whose round is over; it takes no new waiters after.
-  // Returns the waiters still attached to it.
-  std::vector<std::shared_ptr<Waiter>> Retire(const std::string& gid,
-                                              SagaRunner* runner);
+ private:
+  friend class TransactionRunner;
+
+  // How a runner should start.
+  struct DriveRequest {
+    std::optional<NewTransaction> preloaded;  // skips reading the store.
+    std::shared_ptr<Waiter> waiter;
+    std::optional<PendingCommand> command;
+    // A timer or poller wake-up: skipped for a gid whose create is not yet
+    // durable, held back after failed writes, or over the active limit.
+    bool scheduled_wake = false;
+  };
+  // Starts a runner for gid unless one is active, in which case the waiter
+  // and command join it.
+  // Returns whether a runner now has the request.
+  bool Drive(const std::string& gid, DriveRequest request);
+  // Called by a runner with nothing left to do. Returns false (and the
+  // runner stays) if a command was delivered meanwhile; otherwise the
+  // runner is retired and `waiters` gets the waiters still attached.
+  // `write_failed`: the runner halted on a failed write (the gid is held
+  // back); otherwise any hold on the gid ends.
+  bool Retire(const std::string& gid, TransactionRunner* runner,
+              bool write_failed, std::vector<std::shared_ptr<Waiter>>* waiters);
   // Wakes gid at when_ms (a retry).
   void ScheduleWake(const std::string& gid, int64_t when_ms);
-  void PollDue();
+  // `periodic`: the cron poll (reschedules itself); otherwise an extra poll
+  // that drains a backlog as runners retire.
+  void PollDue(bool periodic);
+  void MaybePollBacklog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // The parts of a Submit that its reply needs.
   struct Submitted {
     std::string gid;
@@ -120,6 +167,13 @@ class Engine {
   std::shared_ptr<Waiter> MakeWaiter(const std::string& gid,
                                      int64_t request_timeout_s,
                                      ReplyCallback done);
+  // Counts an engine-issued write unless stopping; false when stopping.
+  bool BeginWrite();
+  void EndWrite();
+  void RunnerCreated();
+  void RunnerDestroyed();
+  // Refuses new client work when the event queue is over its bound.
+  absl::Status CheckLoad();
 
   const Config config_;
   storage::Store* const store_;
@@ -129,12 +183,35 @@ class Engine {
   std::atomic<bool> started_{false};
 
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<SagaRunner>> active_
+  absl::flat_hash_map<std::string, std::shared_ptr<TransactionRunner>> active_
       ABSL_GUARDED_BY(mu_);
+  // Gids whose creating write has not completed (not durable yet): the
+  // poller and timers leave them alone.
+  absl::flat_hash_map<std::string, int> creating_ ABSL_GUARDED_BY(mu_);
+  // Gids whose runner could not write: not driven again before the backoff
+  // (doubling, capped) has passed, so that branches are not called every
+  // cron interval while their results cannot be saved.
+  struct Hold {
+    int64_t until_ms;
+    int64_t backoff_s;
+  };
+  absl::flat_hash_map<std::string, Hold> held_ ABSL_GUARDED_BY(mu_);
+  // Waiters of transactions stored over the active limit, not yet driven.
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Waiter>>> parked_
+      ABSL_GUARDED_BY(mu_);
+  bool backlog_ ABSL_GUARDED_BY(mu_) = false;  // due work left unscanned.
+  bool extra_poll_pending_ ABSL_GUARDED_BY(mu_) = false;
 
-  // Declared last: destroyed first, so no closure outlives what it uses.
-  ThreadPool pool_;
+  // Shutdown waits on these (own mutex: runners die on any thread).
+  absl::Mutex idle_mu_;
+  int64_t live_runners_ ABSL_GUARDED_BY(idle_mu_) = 0;
+  int64_t pending_writes_ ABSL_GUARDED_BY(idle_mu_) = 0;
+  bool writes_closed_ ABSL_GUARDED_BY(idle_mu_) = false;
+
+  // The pool is stopped (and destroyed) before the timer queue, whose
+  // closures post to the pool: declared after it.
   TimerQueue timers_;
+  ThreadPool pool_;
 };
 
 }  // namespace dtmd

@@ -10,17 +10,30 @@ ThreadPool::ThreadPool(int threads) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { Stop(); }
+
+void ThreadPool::Stop() {
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) return;
     stopping_ = true;
   }
   for (std::thread& t : threads_) t.join();
+  std::deque<std::function<void()>> dropped;
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+  dropped.swap(queue_);  // posted after the last thread looked.
 }
 
 void ThreadPool::Post(std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
+  if (stopped_) return;  // `fn` is destroyed on return, outside the lock.
   queue_.push_back(std::move(fn));
+}
+
+size_t ThreadPool::queue_size() {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
 }
 
 void ThreadPool::Loop() {

@@ -16,7 +16,7 @@
 
 namespace dtmd {
 
-// Thread-safe. The destructor runs every closure already posted, then joins.
+// Thread-safe. The destructor calls Stop().
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);
@@ -24,7 +24,15 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+  // After Stop() the closure is destroyed without running.
   void Post(std::function<void()> fn);
+
+  // Runs every closure already posted, then joins the threads; later posts
+  // are dropped. Idempotent. Must not be called from a pool thread.
+  void Stop();
+
+  // Closures posted and not yet started.
+  size_t queue_size();
 
  private:
   void Loop();
@@ -32,6 +40,7 @@ class ThreadPool {
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // threads gone: drop posts.
   std::vector<std::thread> threads_;
 };
 

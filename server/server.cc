@@ -8,6 +8,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "storage/rocksdb_store.h"
@@ -44,6 +45,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                            &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<int64_t>(config.max_request_bytes + 4096, INT32_MAX)));
+  // Bounds the memory requests in flight may take; over it gRPC refuses
+  // new calls with RESOURCE_EXHAUSTED instead of growing without limit.
+  grpc::ResourceQuota quota("dtmd");
+  quota.Resize(static_cast<size_t>(config.grpc_memory_mib) << 20);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(server->dtm_service_.get());
   builder.RegisterService(server->admin_service_.get());
   server->grpc_server_ = builder.BuildAndStart();

@@ -23,22 +23,66 @@ TimerQueue::TimerQueue(Clock* clock) : clock_(clock) {
   thread_ = std::thread([this] { Loop(); });
 }
 
-TimerQueue::~TimerQueue() {
+TimerQueue::~TimerQueue() { Stop(); }
+
+void TimerQueue::Stop() {
+  absl::flat_hash_map<TimerId, std::function<void()>> dropped;
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) return;
     stopping_ = true;
   }
   thread_.join();
-}
-
-void TimerQueue::RunAt(int64_t when_ms, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
-  heap_.push(Entry{when_ms, next_seq_++, std::move(fn)});
-  // The loop wakes only for a timer earlier than the one it sleeps for.
+  dropped.swap(fns_);
+  heap_ = {};
 }
 
-void TimerQueue::RunAfter(int64_t delay_ms, std::function<void()> fn) {
-  RunAt(clock_->NowMs() + std::max<int64_t>(delay_ms, 0), std::move(fn));
+TimerQueue::TimerId TimerQueue::RunAt(int64_t when_ms,
+                                      std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  const TimerId id = next_id_++;
+  if (stopping_) return id;  // `fn` is destroyed outside the lock.
+  heap_.push(Entry{when_ms, id});
+  fns_.emplace(id, std::move(fn));
+  // The loop wakes only for a timer earlier than the one it sleeps for.
+  return id;
+}
+
+TimerQueue::TimerId TimerQueue::RunAfter(int64_t delay_ms,
+                                         std::function<void()> fn) {
+  return RunAt(clock_->NowMs() + std::max<int64_t>(delay_ms, 0), std::move(fn));
+}
+
+bool TimerQueue::Cancel(TimerId id) {
+  std::function<void()> dropped;  // destroyed outside the lock.
+  absl::MutexLock lock(&mu_);
+  auto it = fns_.find(id);
+  if (it == fns_.end()) return false;
+  dropped = std::move(it->second);
+  fns_.erase(it);
+  SkipCancelled();
+  return true;
+}
+
+size_t TimerQueue::size() const {
+  absl::MutexLock lock(&mu_);
+  return fns_.size();
+}
+
+void TimerQueue::SkipCancelled() {
+  while (!heap_.empty() && !fns_.contains(heap_.top().id)) heap_.pop();
+  // Cancelled entries deeper in the heap wait for their time; if they ever
+  // dominate, rebuild the heap from the live ones.
+  if (heap_.size() > 1024 && heap_.size() > 4 * fns_.size()) {
+    std::vector<Entry> live;
+    live.reserve(fns_.size());
+    while (!heap_.empty()) {
+      if (fns_.contains(heap_.top().id)) live.push_back(heap_.top());
+      heap_.pop();
+    }
+    heap_ = decltype(heap_)(std::greater<Entry>(), std::move(live));
+  }
 }
 
 void TimerQueue::Loop() {
@@ -46,12 +90,16 @@ void TimerQueue::Loop() {
   constexpr int64_t kMaxSleepMs = 200;
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
+    SkipCancelled();
     int64_t now = clock_->NowMs();
     if (!heap_.empty() && heap_.top().when_ms <= now) {
-      std::function<void()> fn = std::move(const_cast<Entry&>(heap_.top()).fn);
+      auto it = fns_.find(heap_.top().id);
+      std::function<void()> fn = std::move(it->second);
+      fns_.erase(it);
       heap_.pop();
       mu_.Unlock();
       fn();
+      fn = nullptr;  // release what it held before taking the lock again.
       mu_.Lock();
       continue;
     }

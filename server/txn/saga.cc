@@ -10,8 +10,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "nlohmann/json.hpp"
 #include "storage/store.h"
 
 namespace dtmd::txn {
@@ -19,30 +17,16 @@ namespace {
 
 namespace st = ::dtmd::storage;
 
-// ---------------------------------------------------------------------------
-// Planning.
-
-// Adjacency lists of all steps in two flat arrays: the list of step s is
-// items[offsets[s] .. offsets[s + 1]).
-struct StepLists {
-  std::vector<int> offsets;
-  std::vector<int> items;
-  const int* begin(int step) const { return items.data() + offsets[step]; }
-  const int* end(int step) const { return items.data() + offsets[step + 1]; }
-};
-
-// A read-only view of a saga for planning: its steps, their dependencies
-// (sequential: each step after the previous one; concurrent: `orders`) and
-// which steps are done. Built in O(steps + dependencies).
+// A read-only view of a saga for one decision: its graph, the branches and
+// which steps are done.
 class SagaView {
  public:
-  SagaView(const TransRecord& trans, const std::vector<BranchRecord>& branches,
+  SagaView(const SagaGraph& graph, const std::vector<BranchRecord>& branches,
            const std::vector<CallState>& call_state)
-      : branches_(branches),
+      : graph_(graph),
+        branches_(branches),
         call_state_(call_state),
-        steps_(static_cast<int>(branches.size() / 2)) {
-    BuildPredecessors(trans);
-    BuildSuccessors();
+        steps_(std::min(graph.steps(), static_cast<int>(branches.size() / 2))) {
     ComputeDone();
   }
 
@@ -62,15 +46,17 @@ class SagaView {
   // Calls f(succ) for every step that lists `step` as a predecessor.
   template <typename F>
   void ForEachSuccessor(int step, F f) const {
-    for (const int* it = succs_.begin(step); it != succs_.end(step); ++it) {
-      f(*it);
+    for (const int* it = graph_.succs_begin(step); it != graph_.succs_end(step);
+         ++it) {
+      if (*it < steps_) f(*it);
     }
   }
 
   // Every predecessor of `step` is done: its action may have been called.
   bool Eligible(int step) const {
-    for (const int* it = preds_.begin(step); it != preds_.end(step); ++it) {
-      if (!done_[*it]) return false;
+    for (const int* it = graph_.preds_begin(step); it != graph_.preds_end(step);
+         ++it) {
+      if (*it >= steps_ || !done_[*it]) return false;
     }
     return true;
   }
@@ -81,43 +67,6 @@ class SagaView {
   }
 
  private:
-  void BuildPredecessors(const TransRecord& trans) {
-    preds_.offsets.assign(steps_ + 1, 0);
-    for (int step = 0; step < steps_; ++step) {
-      preds_.offsets[step] = static_cast<int>(preds_.items.size());
-      if (!trans.concurrent()) {
-        if (step > 0) preds_.items.push_back(step - 1);
-        continue;
-      }
-      if (step >= trans.orders_size()) continue;
-      for (int pred : trans.orders(step).after()) {
-        // Skips what ParseSaga never produces (a corrupt record).
-        if (pred < 0 || pred >= steps_ || pred == step) continue;
-        const auto first = preds_.items.begin() + preds_.offsets[step];
-        if (std::find(first, preds_.items.end(), pred) != preds_.items.end()) {
-          continue;  // listed twice
-        }
-        preds_.items.push_back(pred);
-      }
-    }
-    preds_.offsets[steps_] = static_cast<int>(preds_.items.size());
-  }
-
-  void BuildSuccessors() {
-    succs_.offsets.assign(steps_ + 1, 0);
-    for (int pred : preds_.items) ++succs_.offsets[pred + 1];
-    for (int step = 0; step < steps_; ++step) {
-      succs_.offsets[step + 1] += succs_.offsets[step];
-    }
-    succs_.items.resize(preds_.items.size());
-    std::vector<int> fill(succs_.offsets.begin(), succs_.offsets.end() - 1);
-    for (int step = 0; step < steps_; ++step) {
-      for (const int* it = preds_.begin(step); it != preds_.end(step); ++it) {
-        succs_.items[fill[*it]++] = step;
-      }
-    }
-  }
-
   // done_[s]: the step's action succeeded and it was eligible. (An empty-URL
   // action is "succeed" from the start; it counts only once the steps before
   // it are done.) Visits steps in dependency order (Kahn); steps on a cycle,
@@ -127,7 +76,8 @@ class SagaView {
     std::vector<int> waiting(steps_);
     std::vector<int> ready;
     for (int step = 0; step < steps_; ++step) {
-      waiting[step] = preds_.offsets[step + 1] - preds_.offsets[step];
+      waiting[step] =
+          static_cast<int>(graph_.preds_end(step) - graph_.preds_begin(step));
       if (waiting[step] == 0) ready.push_back(step);
     }
     while (!ready.empty()) {
@@ -140,11 +90,10 @@ class SagaView {
     }
   }
 
+  const SagaGraph& graph_;
   const std::vector<BranchRecord>& branches_;
   const std::vector<CallState>& call_state_;
   const int steps_;
-  StepLists preds_;
-  StepLists succs_;
   std::vector<bool> done_;
 };
 
@@ -187,6 +136,20 @@ void PlanCompensations(const SagaView& view, SagaDecision* decision) {
   }
 }
 
+// elapsed >= timeout, without overflow for any client timeout.
+bool TimedOut(const TransRecord& trans, int64_t now_ms) {
+  const int64_t timeout_s = trans.options().timeout_to_fail_s();
+  const int64_t elapsed_ms = now_ms - trans.create_time_ms();
+  return timeout_s > 0 && elapsed_ms >= 0 && elapsed_ms / 1000 >= timeout_s;
+}
+
+std::string TimeoutReason(const TransRecord& trans) {
+  return absl::StrFormat("Timeout after %d seconds",
+                         trans.options().timeout_to_fail_s());
+}
+
+}  // namespace
+
 int64_t DoubledInterval(int64_t current, int64_t base, int64_t cap) {
   int64_t interval = current > 0 ? current : base;
   interval = interval > std::numeric_limits<int64_t>::max() / 2
@@ -196,27 +159,57 @@ int64_t DoubledInterval(int64_t current, int64_t base, int64_t cap) {
   return std::max<int64_t>(interval, 1);
 }
 
-}  // namespace
+SagaGraph::SagaGraph(const TransRecord& trans, int steps)
+    : steps_(std::max(steps, 0)) {
+  pred_at_.assign(steps_ + 1, 0);
+  // seen[p] == s + 1: p is already a predecessor of s (skips duplicates in
+  // O(1) each; ParseSaga never produces them, a corrupt record might).
+  std::vector<int> seen(steps_, 0);
+  for (int step = 0; step < steps_; ++step) {
+    pred_at_[step] = static_cast<int>(preds_.size());
+    if (!trans.concurrent()) {
+      if (step > 0) preds_.push_back(step - 1);
+      continue;
+    }
+    if (step >= trans.orders_size()) continue;
+    for (int pred : trans.orders(step).after()) {
+      if (pred < 0 || pred >= steps_ || pred == step) continue;
+      if (seen[pred] == step + 1) continue;
+      seen[pred] = step + 1;
+      preds_.push_back(pred);
+    }
+  }
+  pred_at_[steps_] = static_cast<int>(preds_.size());
 
-SagaDecision PlanSaga(const TransRecord& trans,
+  succ_at_.assign(steps_ + 1, 0);
+  for (int pred : preds_) ++succ_at_[pred + 1];
+  for (int step = 0; step < steps_; ++step) {
+    succ_at_[step + 1] += succ_at_[step];
+  }
+  succs_.resize(preds_.size());
+  std::vector<int> fill(succ_at_.begin(), succ_at_.end() - 1);
+  for (int step = 0; step < steps_; ++step) {
+    for (int i = pred_at_[step]; i < pred_at_[step + 1]; ++i) {
+      succs_[fill[preds_[i]]++] = step;
+    }
+  }
+}
+
+SagaDecision PlanSaga(const SagaGraph& graph, const TransRecord& trans,
                       const std::vector<BranchRecord>& branches,
                       const std::vector<CallState>& call_state,
                       int64_t now_ms) {
   SagaDecision decision;
-  const SagaView view(trans, branches, call_state);
+  const SagaView view(graph, branches, call_state);
   if (trans.status() == st::kStatusAborting) {
     PlanCompensations(view, &decision);
     return decision;
   }
   if (trans.status() != st::kStatusSubmitted) return decision;
 
-  // elapsed >= timeout * 1000, without overflow for any client timeout.
-  const int64_t timeout_s = trans.options().timeout_to_fail_s();
-  const int64_t elapsed_ms = now_ms - trans.create_time_ms();
-  if (timeout_s > 0 && elapsed_ms >= 0 && elapsed_ms / 1000 >= timeout_s) {
+  if (TimedOut(trans, now_ms)) {
     decision.new_status = st::kStatusAborting;
-    decision.rollback_reason =
-        absl::StrFormat("Timeout after %d seconds", timeout_s);
+    decision.rollback_reason = TimeoutReason(trans);
     PlanCompensations(view, &decision);
     return decision;
   }
@@ -236,6 +229,14 @@ SagaDecision PlanSaga(const TransRecord& trans,
   }
   PlanActions(view, &decision);
   return decision;
+}
+
+SagaDecision PlanSaga(const TransRecord& trans,
+                      const std::vector<BranchRecord>& branches,
+                      const std::vector<CallState>& call_state,
+                      int64_t now_ms) {
+  const SagaGraph graph(trans, static_cast<int>(branches.size() / 2));
+  return PlanSaga(graph, trans, branches, call_state, now_ms);
 }
 
 bool ApplySagaResult(TransRecord* trans, BranchRecord* branch,
@@ -288,5 +289,104 @@ bool ApplySagaResult(TransRecord* trans, BranchRecord* branch,
 }
 
 bool SagaFailureAllowed(absl::string_view op) { return op == kOpAction; }
+
+std::unique_ptr<Plan> SagaMode::MakePlan(
+    const TransRecord& trans, const std::vector<BranchRecord>& branches) const {
+  return std::make_unique<SagaGraph>(trans,
+                                     static_cast<int>(branches.size() / 2));
+}
+
+CommandResult SagaMode::ApplyCommand(Command command, TransRecord* trans,
+                                     int64_t now_ms) const {
+  CommandResult result;
+  const std::string& gid = trans->gid();
+  if (command == Command::kAbort) {
+    result.reply = absl::AbortedError(absl::StrCat(
+        "Abort is not supported for saga transactions (a saga rolls back "
+        "when an action fails); transaction ",
+        gid, " is ", trans->status()));
+    return result;
+  }
+  if (trans->status() == st::kStatusSubmitted) {
+    // A client's safe retry: accepted, and the transaction processed again.
+    result.drive = true;
+    return result;
+  }
+  if (trans->status() != st::kStatusPrepared) {
+    result.reply = absl::AbortedError(
+        absl::StrCat("transaction ", gid, " is already ", trans->status()));
+    return result;
+  }
+  trans->set_status(st::kStatusSubmitted);
+  trans->set_update_time_ms(now_ms);
+  trans->set_next_cron_interval_s(trans->options().retry_interval_s());
+  trans->set_next_cron_time_ms(
+      now_ms +
+      std::max<int64_t>(1, trans->options().retry_interval_s()) * 1000);
+  result.changed = true;
+  result.drive = true;
+  return result;
+}
+
+Decision SagaMode::Next(const Plan& plan, const TransRecord& trans,
+                        const std::vector<BranchRecord>& branches,
+                        const std::vector<CallState>& call_state,
+                        int64_t now_ms, const RetryPolicy& policy) const {
+  Decision decision;
+  if (trans.status() == st::kStatusPrepared) {
+    if (TimedOut(trans, now_ms)) {
+      decision.new_status = st::kStatusFailed;
+      decision.rollback_reason = TimeoutReason(trans);
+      return decision;
+    }
+    // Waiting for Submit: look again later, less often each time.
+    decision.next_interval_s = DoubledInterval(
+        trans.next_cron_interval_s(), trans.options().retry_interval_s(),
+        policy.max_interval_s);
+    decision.wake_at_ms = now_ms + decision.next_interval_s * 1000;
+    const int64_t timeout_s = trans.options().timeout_to_fail_s();
+    if (timeout_s > 0) {
+      decision.wake_at_ms = std::min(decision.wake_at_ms,
+                                     trans.create_time_ms() + timeout_s * 1000);
+    }
+    return decision;
+  }
+  SagaDecision saga = PlanSaga(static_cast<const SagaGraph&>(plan), trans,
+                               branches, call_state, now_ms);
+  decision.calls = std::move(saga.calls);
+  decision.new_status = std::move(saga.new_status);
+  decision.rollback_reason = std::move(saga.rollback_reason);
+  return decision;
+}
+
+bool SagaMode::MoveMustBeDurable(absl::string_view from,
+                                 absl::string_view to) const {
+  // A lost move to succeed, or from aborting to failed, is made again by the
+  // same calls after a restart; every other move decides what runs next.
+  if (to == st::kStatusSucceed) return false;
+  if (from == st::kStatusAborting && to == st::kStatusFailed) return false;
+  return true;
+}
+
+absl::Status SagaMode::WaitOutcome(
+    const TransRecord& trans, const std::vector<BranchRecord>& branches) const {
+  const std::string& gid = trans.gid();
+  if (trans.status() == st::kStatusSucceed) return absl::OkStatus();
+  if (trans.status() == st::kStatusFailed) {
+    std::string message =
+        absl::StrCat("transaction ", gid, " failed: ", trans.rollback_reason());
+    for (const BranchRecord& b : branches) {
+      if (b.op() == kOpAction && b.status() == kBranchFailed) {
+        absl::StrAppend(&message, " (branch ", b.branch_id(),
+                        " action answered: ", b.last_error(), ")");
+        break;
+      }
+    }
+    return absl::AbortedError(message);
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "transaction ", gid, " is still ", trans.status(),
+      " after its first round; dtmd keeps retrying in the background"));
+}
 
 }  // namespace dtmd::txn

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "dtmd/storage/v1/records.pb.h"
+#include "server/txn/mode.h"
 #include "server/txn/outcome.h"
 
 namespace dtmd::txn {
@@ -63,10 +64,36 @@ absl::StatusOr<SagaDefinition> ParseSaga(
     const std::vector<std::string>& payloads, absl::string_view customed_data,
     const SagaLimits& limits);
 
-// The call state of one branch within the current round, kept by the runner
-// (not stored): a branch that answered ongoing/unknown is not called again
-// until the next round.
-enum class CallState { kIdle, kInFlight, kDeferred };
+// The saga's step dependencies, built once per runner: sequential: each
+// step after the previous one; concurrent: `orders` (duplicates and
+// out-of-range entries, which only a corrupt record has, are skipped).
+// Built in O(steps + edges). Immutable; thread-compatible.
+class SagaGraph : public Plan {
+ public:
+  SagaGraph(const TransRecord& trans, int steps);
+
+  int steps() const { return steps_; }
+  const int* preds_begin(int step) const {
+    return preds_.data() + pred_at_[step];
+  }
+  const int* preds_end(int step) const {
+    return preds_.data() + pred_at_[step + 1];
+  }
+  const int* succs_begin(int step) const {
+    return succs_.data() + succ_at_[step];
+  }
+  const int* succs_end(int step) const {
+    return succs_.data() + succ_at_[step + 1];
+  }
+
+ private:
+  int steps_;
+  // The list of step s is items[at[s] .. at[s + 1]).
+  std::vector<int> pred_at_;
+  std::vector<int> preds_;
+  std::vector<int> succ_at_;
+  std::vector<int> succs_;
+};
 
 // What to do next.
 struct SagaDecision {
@@ -96,19 +123,19 @@ struct SagaDecision {
 //    step down; concurrent: step i's compensation may start once every step
 //    that has i as predecessor and needs compensation has been compensated.
 //    When every needed compensation succeeded: failed.
-//  prepared / final / anything else: nothing.
+//  prepared / final / anything else: nothing (SagaMode handles prepared).
 // A decision changes the status at most once: moving to aborting it carries
 // the compensations that may start at once (none while an action is in
 // flight), never "failed" directly. The caller applies the status change and
 // plans again even when `calls` is empty; an empty decision (no calls, no
 // status) means "wait for an in-flight call or the next round".
+SagaDecision PlanSaga(const SagaGraph& graph, const TransRecord& trans,
+                      const std::vector<BranchRecord>& branches,
+                      const std::vector<CallState>& call_state, int64_t now_ms);
+// The same with a graph built for this one call.
 SagaDecision PlanSaga(const TransRecord& trans,
                       const std::vector<BranchRecord>& branches,
                       const std::vector<CallState>& call_state, int64_t now_ms);
-
-struct RetryPolicy {
-  int64_t max_interval_s = 3600;  // cap on the doubled interval.
-};
 
 // Applies a branch's answer to the records (pure). Sets branch status,
 // finish time and last_error (the message of every non-OK answer); then on
@@ -136,6 +163,44 @@ bool ApplySagaResult(TransRecord* trans, BranchRecord* branch,
 
 // Whether a failure answer has a meaning for this saga op (action: yes).
 bool SagaFailureAllowed(absl::string_view op);
+
+// The saga as a Mode (see mode.h). Beyond PlanSaga:
+//  - prepared: waits for Submit, looking again after a doubling interval
+//    (capped by the policy and by the TimeoutToFail deadline); once
+//    TimeoutToFail (if any) has passed since creation it fails with reason
+//    "Timeout after N seconds" (nothing ran, so nothing is compensated).
+//  - Submit moves prepared to submitted, accepts a repeat while submitted,
+//    and is refused (ABORTED) once aborting or final; Abort is always
+//    refused (a saga rolls back only through a failing action).
+//  - Every move except to succeed and aborting -> failed must be durable
+//    first: to aborting (compensations follow), from prepared (a refused or
+//    accepted Submit follows).
+class SagaMode : public Mode {
+ public:
+  absl::string_view trans_type() const override { return "saga"; }
+  std::unique_ptr<Plan> MakePlan(
+      const TransRecord& trans,
+      const std::vector<BranchRecord>& branches) const override;
+  CommandResult ApplyCommand(Command command, TransRecord* trans,
+                             int64_t now_ms) const override;
+  Decision Next(const Plan& plan, const TransRecord& trans,
+                const std::vector<BranchRecord>& branches,
+                const std::vector<CallState>& call_state, int64_t now_ms,
+                const RetryPolicy& policy) const override;
+  bool MoveMustBeDurable(absl::string_view from,
+                         absl::string_view to) const override;
+  bool FailureAllowed(absl::string_view op) const override {
+    return SagaFailureAllowed(op);
+  }
+  bool ApplyAnswer(TransRecord* trans, BranchRecord* branch,
+                   BranchOutcome outcome, absl::string_view message,
+                   int64_t now_ms, const RetryPolicy& policy) const override {
+    return ApplySagaResult(trans, branch, outcome, message, now_ms, policy);
+  }
+  absl::Status WaitOutcome(
+      const TransRecord& trans,
+      const std::vector<BranchRecord>& branches) const override;
+};
 
 }  // namespace dtmd::txn
 

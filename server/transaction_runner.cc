@@ -1,0 +1,416 @@
+#include "server/transaction_runner.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "server/txn/outcome.h"
+
+namespace dtmd {
+
+using storage::v1::BranchRecord;
+
+namespace {
+
+absl::Status CannotDrive(const std::string& gid) {
+  return absl::UnavailableError(absl::StrCat(
+      "transaction ", gid,
+      " is stored but could not be driven now; it will be resumed"));
+}
+
+}  // namespace
+
+TransactionRunner::TransactionRunner(Engine* engine, std::string gid)
+    : engine_(engine),
+      gid_(std::move(gid)),
+      strand_(std::make_shared<Strand>(engine->pool())) {
+  engine_->RunnerCreated();
+}
+
+TransactionRunner::~TransactionRunner() { engine_->RunnerDestroyed(); }
+
+void TransactionRunner::Begin(std::optional<NewTransaction> preloaded,
+                              bool scheduled_wake) {
+  strand_->Post(
+      [self = shared_from_this(), p = std::move(preloaded),
+       scheduled_wake]() mutable { self->Load(std::move(p), scheduled_wake); });
+}
+
+bool TransactionRunner::TryAttach(std::shared_ptr<Waiter> waiter) {
+  absl::MutexLock lock(&mu_);
+  if (retired_) return false;
+  waiters_.push_back(std::move(waiter));
+  return true;
+}
+
+bool TransactionRunner::TryDeliver(PendingCommand command) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (retired_) return false;
+    commands_.push_back(std::move(command));
+  }
+  strand_->Post([self = shared_from_this()] { self->ProcessCommands(); });
+  return true;
+}
+
+std::vector<std::shared_ptr<Waiter>> TransactionRunner::TakeWaiters() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(waiters_, {});
+}
+
+bool TransactionRunner::TryRetire(
+    std::vector<std::shared_ptr<Waiter>>* waiters) {
+  absl::MutexLock lock(&mu_);
+  if (retired_ || !commands_.empty()) return false;
+  retired_ = true;
+  *waiters = std::exchange(waiters_, {});
+  return true;
+}
+
+void TransactionRunner::Load(std::optional<NewTransaction> preloaded,
+                             bool scheduled_wake) {
+  const int64_t now = engine_->clock()->NowMs();
+  if (preloaded.has_value()) {
+    trans_ = std::move(preloaded->trans);
+    branches_ = std::move(preloaded->branches);
+  } else {
+    absl::StatusOr<storage::v1::TransRecord> trans =
+        engine_->store()->GetTransaction(gid_);
+    if (absl::IsNotFound(trans.status())) {
+      missing_ = true;
+    } else {
+      absl::StatusOr<std::vector<BranchRecord>> branches =
+          trans.ok()
+              ? engine_->store()->GetBranches(gid_)
+              : absl::StatusOr<std::vector<BranchRecord>>(trans.status());
+      if (!branches.ok()) {
+        LOG(ERROR) << "gid " << gid_
+                   << ": cannot read records: " << branches.status();
+        loaded_ = true;
+        Halt(branches.status());
+        ProcessCommands();
+        return;
+      }
+      trans_ = *std::move(trans);
+      branches_ = *std::move(branches);
+    }
+  }
+  loaded_ = true;
+  round_over_ = true;
+  if (!missing_) {
+    mode_ = txn::FindMode(trans_.trans_type());
+    if (mode_ == nullptr) {
+      LOG(ERROR) << "gid " << gid_ << ": no mode for trans type '"
+                 << trans_.trans_type() << "'";
+      Halt(absl::InternalError("unknown trans type in the store"));
+      ProcessCommands();
+      return;
+    }
+    plan_ = mode_->MakePlan(trans_, branches_);
+    stored_status_ = trans_.status();
+    call_state_.assign(branches_.size(), txn::CallState::kIdle);
+    // A scheduled wake-up that another round has already superseded does
+    // nothing; so does any look at a final transaction.
+    const bool due = !scheduled_wake || trans_.next_cron_time_ms() <= now;
+    round_over_ = storage::IsFinalStatus(trans_.status()) || !due;
+  }
+  ProcessCommands();  // Steps or retires.
+}
+
+void TransactionRunner::ProcessCommands() {
+  if (!loaded_) return;  // Load processes them.
+  std::vector<PendingCommand> commands;
+  {
+    absl::MutexLock lock(&mu_);
+    commands.swap(commands_);
+  }
+  const int64_t now = engine_->clock()->NowMs();
+  for (PendingCommand& command : commands) {
+    if (missing_) {
+      command.done(absl::NotFoundError(
+          absl::StrCat("transaction ", gid_, " does not exist")));
+      continue;
+    }
+    if (halted_ || engine_->stopping()) {
+      command.done(CannotDrive(gid_));
+      continue;
+    }
+    if (command.trans_type != trans_.trans_type()) {
+      command.done(absl::InvalidArgumentError(absl::StrCat(
+          "TransType: gid ", gid_, " exists as a ", trans_.trans_type(),
+          " transaction, not ", command.trans_type)));
+      continue;
+    }
+    txn::CommandResult result =
+        mode_->ApplyCommand(command.command, &trans_, now);
+    if (!result.reply.ok()) {
+      command.done(result.reply);
+      continue;
+    }
+    if (result.drive) {
+      round_over_ = false;
+      reschedule_ = false;
+    }
+    if (result.changed) {
+      VLOG(1) << "gid " << gid_ << ": command moved it to " << trans_.status();
+      trans_dirty_ = true;
+      awaiting_sync_.push_back(std::move(command));
+    } else {
+      AcceptCommand(command);
+    }
+  }
+  if (!awaiting_sync_.empty() && !sync_pending_) Persist(/*synced=*/true);
+  Step();
+}
+
+void TransactionRunner::AcceptCommand(PendingCommand& command) {
+  if (!command.wait_result) {
+    command.done(absl::OkStatus());
+    return;
+  }
+  std::shared_ptr<Waiter> waiter = engine_->MakeWaiter(
+      gid_, trans_.options().request_timeout_s(), std::move(command.done));
+  absl::MutexLock lock(&mu_);
+  waiters_.push_back(std::move(waiter));
+}
+
+void TransactionRunner::Step() {
+  if (round_over_ || halted_ || sync_pending_ || !loaded_) {
+    MaybeRetire();
+    return;
+  }
+  if (engine_->stopping()) {
+    if (in_flight_ == 0) {
+      round_over_ = true;  // the stored next_cron_time resumes it later.
+      Persist(/*synced=*/false);
+    }
+    MaybeRetire();
+    return;
+  }
+  txn::RetryPolicy policy;
+  policy.max_interval_s = engine_->config().max_retry_interval_s;
+  for (;;) {
+    const int64_t now = engine_->clock()->NowMs();
+    txn::Decision decision =
+        mode_->Next(*plan_, trans_, branches_, call_state_, now, policy);
+    if (!decision.new_status.empty()) {
+      VLOG(1) << "gid " << gid_ << ": " << trans_.status() << " -> "
+              << decision.new_status;
+      trans_.set_status(decision.new_status);
+      if (!decision.rollback_reason.empty()) {
+        trans_.set_rollback_reason(decision.rollback_reason);
+      }
+      if (storage::IsFinalStatus(trans_.status())) {
+        trans_.set_finish_time_ms(now);
+      }
+      trans_dirty_ = true;
+    }
+    const bool final = storage::IsFinalStatus(trans_.status());
+    // Write-ahead: a decision (made here or by a branch answer) is durable
+    // before anything that follows from it.
+    if (trans_.status() != stored_status_ &&
+        mode_->MoveMustBeDurable(stored_status_, trans_.status())) {
+      if (final) round_over_ = true;
+      Persist(/*synced=*/true);
+      MaybeRetire();
+      return;
+    }
+    if (final) {
+      round_over_ = true;
+      break;
+    }
+    if (!decision.new_status.empty()) continue;  // plan under the new status.
+    for (int position : decision.calls) CallBranch(position);
+    if (decision.calls.empty() && in_flight_ == 0) {
+      // Nothing more can happen now: sleep until the next look.
+      if (decision.next_interval_s > 0) {
+        trans_.set_next_cron_interval_s(decision.next_interval_s);
+      }
+      int64_t wake_ms = decision.wake_at_ms;
+      if (wake_ms == 0) {
+        wake_ms =
+            now + std::max<int64_t>(1, trans_.next_cron_interval_s()) * 1000;
+      }
+      trans_.set_next_cron_time_ms(wake_ms);
+      trans_dirty_ = true;
+      round_over_ = true;
+      reschedule_ = true;
+    }
+    break;
+  }
+  Persist(/*synced=*/false);
+  MaybeRetire();
+}
+
+void TransactionRunner::CallBranch(int position) {
+  BranchRecord& branch = branches_[position];
+  call_state_[position] = txn::CallState::kInFlight;
+  ++in_flight_;
+  branch.set_call_count(branch.call_count() + 1);
+
+  BranchCall call;
+  call.url = branch.url();
+  call.payload = branch.bin_data();
+  call.timeout_ms = trans_.options().request_timeout_s() * 1000;
+  call.metadata.reserve(5 + trans_.options().branch_headers_size());
+  call.metadata.emplace_back("dtm-gid", gid_);
+  call.metadata.emplace_back("dtm-trans_type", trans_.trans_type());
+  call.metadata.emplace_back("dtm-branch_id", branch.branch_id());
+  call.metadata.emplace_back("dtm-op", branch.op());
+  call.metadata.emplace_back("dtm-dtm", engine_->config().advertise_address);
+  for (const auto& [key, value] : trans_.options().branch_headers()) {
+    call.metadata.emplace_back(key, value);
+  }
+  engine_->invoker()->Call(
+      std::move(call), [self = shared_from_this(), position](BranchAnswer a) {
+        // On a gRPC callback thread, which may run the event itself.
+        self->strand_->Dispatch([self, position, a = std::move(a)]() mutable {
+          self->OnAnswer(position, std::move(a));
+        });
+      });
+}
+
+void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
+  --in_flight_;
+  if (halted_) {
+    call_state_[position] = txn::CallState::kIdle;
+    MaybeRetire();
+    return;
+  }
+  if (answer.message.size() > kMaxErrorBytes) {
+    answer.message.resize(kMaxErrorBytes);
+  }
+  BranchRecord& branch = branches_[position];
+  const txn::BranchOutcome outcome = txn::ClassifyAnswer(
+      answer.code, answer.message, mode_->FailureAllowed(branch.op()));
+  VLOG(1) << "gid " << gid_ << " branch " << branch.branch_id() << " "
+          << branch.op() << ": " << txn::OutcomeName(outcome) << " (code "
+          << answer.code << " " << answer.message << ")";
+  txn::RetryPolicy policy;
+  policy.max_interval_s = engine_->config().max_retry_interval_s;
+  const bool deferred =
+      mode_->ApplyAnswer(&trans_, &branch, outcome, answer.message,
+                         engine_->clock()->NowMs(), policy);
+  call_state_[position] =
+      deferred ? txn::CallState::kDeferred : txn::CallState::kIdle;
+  dirty_branches_.push_back(position);
+  if (trans_.status() != stored_status_) trans_dirty_ = true;
+  Step();
+}
+
+void TransactionRunner::Persist(bool synced) {
+  if (!synced && !trans_dirty_ && dirty_branches_.empty()) return;
+  std::vector<BranchRecord> branches;
+  branches.reserve(dirty_branches_.size());
+  for (int position : dirty_branches_) branches.push_back(branches_[position]);
+  dirty_branches_.clear();
+  // Writes complete in issue order, so the runner waits only for the writes
+  // it must: a synced one (nothing follows until it is durable) and the one
+  // that ends its round. Others report back only when they fail.
+  const bool report = synced || round_over_;
+  if (report) ++pending_writes_;
+  if (synced) {
+    sync_pending_ = true;
+    for (PendingCommand& command : awaiting_sync_) {
+      syncing_.push_back(std::move(command));
+    }
+    awaiting_sync_.clear();
+  }
+  auto done = [self = shared_from_this(), report, synced](absl::Status status) {
+    if (!report && status.ok()) return;
+    // On a store thread: the runner's work goes to the pool.
+    self->strand_->Post([self, report, synced, status = std::move(status)]() {
+      self->OnWritten(report, synced, status);
+    });
+  };
+  const storage::Durability durability =
+      synced ? storage::Durability::kSync : storage::Durability::kNoSync;
+  if (!trans_dirty_ && !synced) {
+    // A branch result that changed nothing else: no condition to check.
+    engine_->store()->PutBranches(gid_, std::move(branches), durability,
+                                  std::move(done));
+    return;
+  }
+  trans_dirty_ = false;
+  trans_.set_update_time_ms(engine_->clock()->NowMs());
+  std::string expected = std::exchange(stored_status_, trans_.status());
+  engine_->store()->UpdateTransaction(trans_, std::move(expected),
+                                      std::move(branches), durability,
+                                      std::move(done));
+}
+
+void TransactionRunner::OnWritten(bool report, bool synced,
+                                  absl::Status status) {
+  if (report) --pending_writes_;
+  if (synced) sync_pending_ = false;
+  if (!status.ok()) {
+    Halt(status);
+  } else if (synced) {
+    std::vector<PendingCommand> accepted = std::exchange(syncing_, {});
+    for (PendingCommand& command : accepted) AcceptCommand(command);
+  }
+  if (!halted_ && !awaiting_sync_.empty()) Persist(/*synced=*/true);
+  Step();
+}
+
+void TransactionRunner::Halt(const absl::Status& status) {
+  if (!halted_) {
+    // The stored record is the truth; stop and resume from it.
+    if (absl::IsFailedPrecondition(status)) {
+      // Another writer moved the status first: not an error, start over.
+      VLOG(1) << "gid " << gid_ << ": status changed meanwhile: " << status;
+      conflict_ = true;
+    } else {
+      LOG(ERROR) << "gid " << gid_ << ": write failed, halting: " << status;
+    }
+  }
+  halted_ = true;
+  round_over_ = true;
+  reschedule_ = false;
+  for (std::vector<PendingCommand>* list : {&syncing_, &awaiting_sync_}) {
+    for (PendingCommand& command : *list) {
+      command.done(absl::UnavailableError(absl::StrCat(
+          "cannot store transaction ", gid_, ": ", status.message())));
+    }
+    list->clear();
+  }
+}
+
+void TransactionRunner::MaybeRetire() {
+  if (!round_over_ || in_flight_ > 0 || pending_writes_ > 0 || sync_pending_ ||
+      !awaiting_sync_.empty()) {
+    return;
+  }
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  // False: already retired, or a command arrived (its event follows).
+  if (!engine_->Retire(gid_, this, halted_ && !conflict_, &waiters)) return;
+  if (conflict_) {
+    // A fresh runner reads the new state; the waiters wait for it.
+    Engine::DriveRequest again;
+    engine_->Drive(gid_, std::move(again));
+    for (auto& waiter : waiters) {
+      Engine::DriveRequest request;
+      request.waiter = std::move(waiter);
+      engine_->Drive(gid_, std::move(request));
+    }
+    return;
+  }
+  if (reschedule_ && !halted_) {
+    engine_->ScheduleWake(gid_, trans_.next_cron_time_ms());
+  }
+  if (waiters.empty()) return;
+  const absl::Status outcome = Outcome();
+  for (const std::shared_ptr<Waiter>& waiter : waiters) waiter->Finish(outcome);
+}
+
+absl::Status TransactionRunner::Outcome() const {
+  if (halted_) return CannotDrive(gid_);
+  if (missing_) {
+    return absl::NotFoundError(
+        absl::StrCat("transaction ", gid_, " does not exist"));
+  }
+  return mode_->WaitOutcome(trans_, branches_);
+}
+
+}  // namespace dtmd

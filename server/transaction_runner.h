@@ -1,0 +1,116 @@
+// TransactionRunner drives one transaction of any mode: it asks the mode
+// (server/txn/mode.h) what to do, calls branches, records their answers,
+// applies client commands, and, when nothing more can happen now, schedules
+// the next look and retires. The mode decides; the runner owns every effect
+// and these invariants:
+//  - one runner per gid (the engine's map), one event at a time (a strand);
+//  - write-ahead: a status move the mode marks as durable is synced before
+//    any branch call or reply that follows it;
+//  - a command that changes the record is synced before its reply;
+//  - waiters are answered exactly once (outcome, or UNAVAILABLE when the
+//    runner cannot go on);
+//  - a failed write halts the runner: the stored record is the truth, and
+//    the engine holds the gid back before driving it again;
+//  - no runner code runs on a store thread (write callbacks hop to the
+//    pool).
+//
+// Created and owned by the Engine (shared_ptr, also held by in-flight
+// callbacks).
+#ifndef DTMD_SERVER_TRANSACTION_RUNNER_H_
+#define DTMD_SERVER_TRANSACTION_RUNNER_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "server/engine.h"
+#include "server/executor.h"
+#include "server/txn/mode.h"
+
+namespace dtmd {
+
+class TransactionRunner
+    : public std::enable_shared_from_this<TransactionRunner> {
+ public:
+  // Longest branch error message kept in a branch record.
+  static constexpr size_t kMaxErrorBytes = 1024;
+
+  TransactionRunner(Engine* engine, std::string gid);
+  ~TransactionRunner();
+
+  // Starts the runner (reads the records unless preloaded). A scheduled
+  // wake-up whose transaction is no longer due does nothing.
+  void Begin(std::optional<NewTransaction> preloaded, bool scheduled_wake);
+
+  // Called with the engine's lock held; false if the runner has retired
+  // (the caller then starts a new one).
+  bool TryAttach(std::shared_ptr<Waiter> waiter);
+  bool TryDeliver(PendingCommand command);
+
+  // Removes and returns the waiters (shutdown answers them).
+  std::vector<std::shared_ptr<Waiter>> TakeWaiters();
+
+  // Called by the engine with its lock held: retires the runner unless a
+  // command is pending, returning the waiters still attached.
+  bool TryRetire(std::vector<std::shared_ptr<Waiter>>* waiters);
+
+ private:
+  void Load(std::optional<NewTransaction> preloaded, bool scheduled_wake);
+  void ProcessCommands();
+  // Answers a command that was accepted (and, if it changed the record,
+  // whose write is durable).
+  void AcceptCommand(PendingCommand& command);
+  void Step();
+  void CallBranch(int position);
+  void OnAnswer(int position, BranchAnswer answer);
+  // Writes what changed since the last write: the transaction record (with
+  // a status condition) and the branches answered since. `synced`: the
+  // write is a decision or acknowledges a command; the runner makes no call
+  // until it completes.
+  void Persist(bool synced);
+  void OnWritten(bool report, bool synced, absl::Status status);
+  void Halt(const absl::Status& status);
+  void MaybeRetire();
+  // The reply for waiters given the current records.
+  absl::Status Outcome() const;
+
+  Engine* const engine_;
+  const std::string gid_;
+  std::shared_ptr<Strand> strand_;
+
+  // Strand-confined state.
+  const txn::Mode* mode_ = nullptr;
+  std::unique_ptr<txn::Plan> plan_;
+  storage::v1::TransRecord trans_;
+  std::vector<storage::v1::BranchRecord> branches_;
+  std::vector<txn::CallState> call_state_;
+  std::string stored_status_;  // the status of the last write issued.
+  bool loaded_ = false;
+  bool missing_ = false;  // the gid does not exist.
+  int in_flight_ = 0;
+  int pending_writes_ = 0;           // writes the runner waits for.
+  bool sync_pending_ = false;        // a synced write is in flight: no calls.
+  std::vector<int> dirty_branches_;  // answered since the last write.
+  bool trans_dirty_ = false;         // the record changed since then.
+  bool round_over_ = false;
+  bool reschedule_ = false;  // whether retiring must set a wake-up timer.
+  bool halted_ = false;      // a write failed: stop, recovery will resume.
+  bool conflict_ = false;    // ...because the status moved: resume at once.
+  // Commands whose reply waits for a synced write: not issued yet, and in
+  // the write in flight.
+  std::vector<PendingCommand> awaiting_sync_;
+  std::vector<PendingCommand> syncing_;
+
+  absl::Mutex mu_;
+  std::vector<std::shared_ptr<Waiter>> waiters_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingCommand> commands_ ABSL_GUARDED_BY(mu_);
+  bool retired_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dtmd
+
+#endif  // DTMD_SERVER_TRANSACTION_RUNNER_H_

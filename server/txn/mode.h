@@ -1,0 +1,131 @@
+// Mode: what one transaction type (saga, tcc, msg, xa, workflow) decides,
+// as pure functions of its records and the time. The generic
+// TransactionRunner (server/transaction_runner.h) owns every effect: store
+// writes, branch calls, timers, waiters. A mode never does I/O, never reads
+// a clock and keeps no state between calls except what it builds in its
+// Plan for one runner.
+//
+// Modes are found by TransType in a registry (FindMode). Implementations are
+// stateless singletons: thread-safe.
+#ifndef DTMD_SERVER_TXN_MODE_H_
+#define DTMD_SERVER_TXN_MODE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dtmd/storage/v1/records.pb.h"
+#include "server/txn/outcome.h"
+
+namespace dtmd::txn {
+
+using ::dtmd::storage::v1::BranchRecord;
+using ::dtmd::storage::v1::TransRecord;
+
+// The call state of one branch within a runner's round (not stored): a
+// branch that answered ongoing/unknown is not called again until the next
+// round.
+enum class CallState { kIdle, kInFlight, kDeferred };
+
+// A client command on an existing transaction, delivered to its runner.
+enum class Command { kSubmit, kAbort };
+
+// What the mode wants done next.
+struct Decision {
+  // Positions of branches to call now (each in state kIdle).
+  std::vector<int> calls;
+  // Non-empty: move the global status here before the calls, setting
+  // rollback_reason when that is non-empty.
+  std::string new_status;
+  std::string rollback_reason;
+  // Non-zero, with no calls and nothing in flight: look again at this time
+  // and keep this interval (e.g. a prepared transaction backing off); zero
+  // means "after the transaction's current interval".
+  int64_t wake_at_ms = 0;
+  int64_t next_interval_s = 0;
+};
+
+// What a command did to the transaction.
+struct CommandResult {
+  absl::Status reply;    // what the client is told (before WaitResult).
+  bool changed = false;  // the record changed and must be written synced
+                         // before the reply.
+  bool drive = false;    // the transaction should be driven now.
+};
+
+// Per-runner planning data a mode builds once from the records (e.g. the
+// saga's dependency graph), so that each decision does not rebuild it.
+class Plan {
+ public:
+  virtual ~Plan() = default;
+};
+
+struct RetryPolicy {
+  int64_t max_interval_s = 3600;  // cap on the doubled interval; <= 0: none.
+};
+
+class Mode {
+ public:
+  virtual ~Mode() = default;
+
+  virtual absl::string_view trans_type() const = 0;
+
+  // Builds the planning data for a runner that holds these records. Called
+  // again whenever the branch list changes. Never null.
+  virtual std::unique_ptr<Plan> MakePlan(
+      const TransRecord& trans,
+      const std::vector<BranchRecord>& branches) const = 0;
+
+  // Applies a client command to an existing transaction's record (in
+  // memory). The runner writes a changed record synced before it replies.
+  virtual CommandResult ApplyCommand(Command command, TransRecord* trans,
+                                     int64_t now_ms) const = 0;
+
+  // The next step for the records as they are now. `call_state` has one
+  // entry per branch. A decision changes the status at most once; the
+  // runner applies it and asks again.
+  virtual Decision Next(const Plan& plan, const TransRecord& trans,
+                        const std::vector<BranchRecord>& branches,
+                        const std::vector<CallState>& call_state,
+                        int64_t now_ms, const RetryPolicy& policy) const = 0;
+
+  // Whether a move of the global status from `from` to `to` must be durable
+  // (synced) before any branch call or reply that follows it: true for every
+  // move that changes which branches will be called, so that a crash can
+  // never run an action again after its compensation was sent.
+  virtual bool MoveMustBeDurable(absl::string_view from,
+                                 absl::string_view to) const = 0;
+
+  // Whether an ABORTED answer is a failure (not unknown) for this op.
+  virtual bool FailureAllowed(absl::string_view op) const = 0;
+
+  // Applies a branch's classified answer to the records. Returns whether
+  // the branch is deferred to the next round (ongoing/unknown). An answer
+  // for a branch that already ended changes nothing.
+  virtual bool ApplyAnswer(TransRecord* trans, BranchRecord* branch,
+                           BranchOutcome outcome, absl::string_view message,
+                           int64_t now_ms, const RetryPolicy& policy) const = 0;
+
+  // What a WaitResult caller is told about a transaction in this state once
+  // its first round is over: OK, ABORTED (failed, with the reason) or
+  // FAILED_PRECONDITION (still running).
+  virtual absl::Status WaitOutcome(
+      const TransRecord& trans,
+      const std::vector<BranchRecord>& branches) const = 0;
+};
+
+// The mode for a TransType, or nullptr if none is implemented.
+const Mode* FindMode(absl::string_view trans_type);
+
+// The retry interval doubled after an unknown answer: from `current` (or
+// `base` when current is 0), at least 1 s, capped at `cap` (when > 0), never
+// overflowing.
+int64_t DoubledInterval(int64_t current, int64_t base, int64_t cap);
+
+}  // namespace dtmd::txn
+
+#endif  // DTMD_SERVER_TXN_MODE_H_
