@@ -40,6 +40,7 @@ std::string DtmdProcess::Address() const {
 
 absl::Status DtmdProcess::Start(absl::Duration timeout) {
   if (pid_ > 0) return absl::FailedPreconditionError("already running");
+  exit_code_ = -1;
   const std::string port_file = data_dir_ + ".port";
   unlink(port_file.c_str());
   std::vector<std::string> args = {DTMD_BINARY, "--listen_address=127.0.0.1",
@@ -60,8 +61,9 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return absl::InternalError(
-          absl::StrCat("dtmd exited during start-up, status ", status));
+      exit_code_ = ExitCode(status);
+      return absl::InternalError(absl::StrCat(
+          "dtmd exited during start-up with exit code ", exit_code_));
     }
     std::ifstream in(port_file);
     if (in >> port_ && port_ > 0) break;
@@ -94,12 +96,19 @@ int DtmdProcess::Stop(absl::Duration timeout) {
   while (absl::Now() < deadline) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+      exit_code_ = ExitCode(status);
+      return exit_code_;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   Kill();
-  return -SIGKILL;
+  exit_code_ = -SIGKILL;
+  return exit_code_;
+}
+
+int DtmdProcess::ExitCode(int wait_status) {
+  return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status)
+                                : -WTERMSIG(wait_status);
 }
 
 absl::StatusOr<dtmd::admin::v1::GetTransactionReply>
@@ -121,19 +130,29 @@ DtmdProcess::GetTransaction(const std::string& gid) const {
 absl::StatusOr<dtmd::admin::v1::GetTransactionReply> DtmdProcess::WaitForStatus(
     const std::string& gid, const std::vector<std::string>& statuses,
     absl::Duration timeout) const {
+  return WaitFor(
+      gid,
+      [&](const dtmd::admin::v1::GetTransactionReply& reply) {
+        return std::find(statuses.begin(), statuses.end(),
+                         reply.transaction().status()) != statuses.end();
+      },
+      "the expected status", timeout);
+}
+
+absl::StatusOr<dtmd::admin::v1::GetTransactionReply> DtmdProcess::WaitFor(
+    const std::string& gid,
+    const std::function<bool(const dtmd::admin::v1::GetTransactionReply&)>&
+        done,
+    const std::string& what, absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   absl::StatusOr<dtmd::admin::v1::GetTransactionReply> last;
   do {
     last = GetTransaction(gid);
-    if (last.ok() &&
-        std::find(statuses.begin(), statuses.end(),
-                  last->transaction().status()) != statuses.end()) {
-      return last;
-    }
+    if (last.ok() && done(*last)) return last;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   } while (absl::Now() < deadline);
   return absl::DeadlineExceededError(
-      absl::StrCat("gid ", gid, " did not reach the expected status; last: ",
+      absl::StrCat("gid ", gid, " did not reach ", what, "; last status: ",
                    last.ok() ? last->transaction().status()
                              : std::string(last.status().message())));
 }

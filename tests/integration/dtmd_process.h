@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,12 +30,16 @@ class DtmdProcess {
   ~DtmdProcess();  // Kill() if still running.
 
   // Starts dtmd and waits until it serves (health check). Errors if it exits
-  // or does not come up within `timeout`.
+  // (exit_code() then tells how) or does not come up within `timeout`.
   absl::Status Start(absl::Duration timeout = absl::Seconds(20));
   // SIGKILL and reap.
   void Kill();
   // SIGTERM and wait; returns the exit code (or -signal).
   int Stop(absl::Duration timeout = absl::Seconds(20));
+
+  // How the last run ended, by Stop() or during Start(): the exit code, or
+  // -signal; -1 while running or before any run ended.
+  int exit_code() const { return exit_code_; }
 
   int port() const { return port_; }
   const std::string& data_dir() const { return data_dir_; }
@@ -48,14 +53,25 @@ class DtmdProcess {
   absl::StatusOr<dtmd::admin::v1::GetTransactionReply> WaitForStatus(
       const std::string& gid, const std::vector<std::string>& statuses,
       absl::Duration timeout) const;
+  // Polls the admin service until `done` holds for the transaction; returns
+  // that reply, or DEADLINE_EXCEEDED naming `what` on timeout.
+  absl::StatusOr<dtmd::admin::v1::GetTransactionReply> WaitFor(
+      const std::string& gid,
+      const std::function<bool(const dtmd::admin::v1::GetTransactionReply&)>&
+          done,
+      const std::string& what, absl::Duration timeout) const;
   absl::StatusOr<dtmd::admin::v1::GetTransactionReply> GetTransaction(
       const std::string& gid) const;
 
  private:
   const std::string data_dir_;
   const std::vector<std::string> flags_;
+  // The exit code of a reaped child: its exit status, or -signal.
+  static int ExitCode(int wait_status);
+
   pid_t pid_ = -1;
   int port_ = 0;
+  int exit_code_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dtmgimp::Dtm::Stub> dtm_;
   std::unique_ptr<dtmd::admin::v1::Admin::Stub> admin_;

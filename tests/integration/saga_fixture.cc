@@ -9,13 +9,16 @@ namespace dtmd::testing {
 ScriptedBranchServer* SagaFixture::branches_ = nullptr;
 DtmdProcess* SagaFixture::dtmd_ = nullptr;
 
-void SagaFixture::SetUpTestSuite() {
+void SagaFixture::SetUpTestSuite() { StartSuite({}); }
+
+void SagaFixture::StartSuite(const std::vector<std::string>& extra_flags) {
   branches_ = new ScriptedBranchServer();
   ASSERT_TRUE(branches_->Start().ok());
-  dtmd_ = new DtmdProcess(
-      MakeTempDir("saga"),
-      {"--retry_interval=1", "--cron_interval=1", "--max_retry_interval=4",
-       "--advertise_address=dtmd.test:36790"});
+  std::vector<std::string> flags = {"--retry_interval=1", "--cron_interval=1",
+                                    "--max_retry_interval=4",
+                                    "--advertise_address=dtmd.test:36790"};
+  flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+  dtmd_ = new DtmdProcess(MakeTempDir("saga"), std::move(flags));
   absl::Status started = dtmd_->Start();
   ASSERT_TRUE(started.ok()) << started;
 }
@@ -55,6 +58,30 @@ std::vector<std::string> SagaFixture::CallSequence(const std::string& gid) {
     out.push_back(absl::StrCat(call.branch_id, ":", call.op));
   }
   return out;
+}
+
+const dtmd::admin::v1::Branch* SagaFixture::FindBranch(
+    const dtmd::admin::v1::GetTransactionReply& reply,
+    const std::string& branch_id, const std::string& op) {
+  for (const dtmd::admin::v1::Branch& b : reply.branches()) {
+    if (b.branch_id() == branch_id && b.op() == op) return &b;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<dtmd::admin::v1::GetTransactionReply>
+SagaFixture::WaitForLastError(const std::string& gid,
+                              const std::string& branch_id,
+                              const std::string& op,
+                              const std::string& last_error) {
+  return dtmd_->WaitFor(
+      gid,
+      [&](const dtmd::admin::v1::GetTransactionReply& reply) {
+        const dtmd::admin::v1::Branch* b = FindBranch(reply, branch_id, op);
+        return b != nullptr && b->last_error() == last_error;
+      },
+      absl::StrCat("last error '", last_error, "' on ", branch_id, ":", op),
+      absl::Seconds(20));
 }
 
 }  // namespace dtmd::testing

@@ -16,8 +16,13 @@ namespace dtmd::testing {
 
 class SagaFixture : public ::testing::Test {
  protected:
+  // Starts the branch server and dtmd with the saga flags (fast retries).
   static void SetUpTestSuite();
   static void TearDownTestSuite();
+  // What SetUpTestSuite does, with `extra_flags` after the saga flags; a
+  // derived fixture that needs other flags calls it from its own
+  // SetUpTestSuite.
+  static void StartSuite(const std::vector<std::string>& extra_flags);
 
   // A gid unique within the run.
   static std::string NewTestGid();
@@ -28,6 +33,16 @@ class SagaFixture : public ::testing::Test {
 
   // The (branch_id, op) of every call made for gid, in arrival order.
   static std::vector<std::string> CallSequence(const std::string& gid);
+
+  // The branch (branch_id, op) in an admin reply; nullptr if it has none.
+  static const dtmd::admin::v1::Branch* FindBranch(
+      const dtmd::admin::v1::GetTransactionReply& reply,
+      const std::string& branch_id, const std::string& op);
+  // The transaction once dtmd has stored `last_error` as the last error of
+  // branch (branch_id, op): the state right after that answer.
+  static absl::StatusOr<dtmd::admin::v1::GetTransactionReply> WaitForLastError(
+      const std::string& gid, const std::string& branch_id,
+      const std::string& op, const std::string& last_error);
 
   static ScriptedBranchServer* branches_;
   static DtmdProcess* dtmd_;

@@ -1,14 +1,11 @@
 // SAGA end to end: a real dtmd process drives sagas against a scripted branch
 // server, and the tests check the calls it made and the replies it gave.
+#include <algorithm>
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
-#include "grpc/health/v1/health.pb.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/saga_fixture.h"
 
@@ -78,8 +75,11 @@ INSTANTIATE_TEST_SUITE_P(EachPosition, SagaFailureTest,
 
 TEST_F(SagaTest, ConcurrentStepsStartTogetherAndRespectOrders) {
   const std::string gid = NewTestGid();
-  branches_->SetScript(Method("A"), gid, {{grpc::StatusCode::OK, "", 400}});
-  branches_->SetScript(Method("B"), gid, {{grpc::StatusCode::OK, "", 400}});
+  constexpr int kDelayMs = 1000;
+  branches_->SetScript(Method("A"), gid,
+                       {{grpc::StatusCode::OK, "", kDelayMs}});
+  branches_->SetScript(Method("B"), gid,
+                       {{grpc::StatusCode::OK, "", kDelayMs}});
   grpc::Status status = NewSaga(gid)
                             .Add(Url("A"), Url("CA"), "")
                             .Add(Url("B"), Url("CB"), "")
@@ -92,11 +92,11 @@ TEST_F(SagaTest, ConcurrentStepsStartTogetherAndRespectOrders) {
   std::vector<RecordedCall> calls = branches_->CallsFor(gid);
   ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[2].branch_id, "03");
-  // Steps 0 and 1 were both called before either answered (400 ms), and
-  // step 2 only after both had answered.
-  EXPECT_LT(std::abs(calls[0].time_ms - calls[1].time_ms), 300);
+  // Steps 0 and 1 were both called before either answered, and step 2 only
+  // after both had answered (an answer leaves kDelayMs after its call came).
+  EXPECT_LT(calls[1].time_ms, calls[0].time_ms + kDelayMs);
   EXPECT_GE(calls[2].time_ms,
-            std::max(calls[0].time_ms, calls[1].time_ms) + 390);
+            std::max(calls[0].time_ms, calls[1].time_ms) + kDelayMs);
 }
 
 TEST_F(SagaTest, ConcurrentFailureCompensatesInReverseOfOrders) {
@@ -137,49 +137,6 @@ TEST_F(SagaTest, EmptyUrlsCountAsSuccess) {
   EXPECT_TRUE(CallSequence(ok_gid).empty());
 }
 
-TEST_F(SagaTest, UnknownAnswerIsRetriedWithGrowingInterval) {
-  const std::string gid = NewTestGid();
-  branches_->SetScript(Method("A"), gid,
-                       {{grpc::StatusCode::UNAVAILABLE, "down"},
-                        {grpc::StatusCode::INTERNAL, "boom"}});
-  grpc::Status status = NewSaga(gid)
-                            .Add(Url("A"), Url("CA"), "")
-                            .SetRetryInterval(1)
-                            .SetWaitResult(true)
-                            .Submit();
-  // The first round ended with an unknown answer: still running, not failed.
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
-      << status.error_message();
-  auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(20));
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  std::vector<RecordedCall> calls = branches_->CallsFor(gid);
-  ASSERT_EQ(calls.size(), 3u);
-  // 1 s after the first unknown answer, then 2 s after the second.
-  EXPECT_GE(calls[1].time_ms - calls[0].time_ms, 900);
-  EXPECT_GE(calls[2].time_ms - calls[1].time_ms, 1900);
-  EXPECT_EQ(reply->transaction().next_cron_interval_s(), 1)
-      << "success resets the interval";
-}
-
-TEST_F(SagaTest, OngoingAnswerKeepsTheInterval) {
-  const std::string gid = NewTestGid();
-  branches_->SetScript(Method("A"), gid,
-                       {{grpc::StatusCode::FAILED_PRECONDITION, ""},
-                        {grpc::StatusCode::ABORTED, "ONGOING"},
-                        {grpc::StatusCode::FAILED_PRECONDITION, ""}});
-  grpc::Status status =
-      NewSaga(gid).Add(Url("A"), Url("CA"), "").SetRetryInterval(1).Submit();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(20));
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  std::vector<RecordedCall> calls = branches_->CallsFor(gid);
-  ASSERT_EQ(calls.size(), 4u);
-  // Unchanged interval: three retries 1 s apart take well under the 1+2+4 s
-  // that backoff would take.
-  EXPECT_LT(calls[3].time_ms - calls[0].time_ms, 6000);
-  EXPECT_TRUE(CallSequence(gid) == std::vector<std::string>(4, "01:action"));
-}
-
 TEST_F(SagaTest, AbortedCompensationIsRetriedUntilItSucceeds) {
   const std::string gid = NewTestGid();
   branches_->SetScript(Method("B"), gid, {{grpc::StatusCode::ABORTED, "no"}});
@@ -199,66 +156,55 @@ TEST_F(SagaTest, AbortedCompensationIsRetriedUntilItSucceeds) {
                           "01:compensate", "01:compensate"));
 }
 
-TEST_F(SagaTest, RequestTimeoutIsTheBranchCallDeadline) {
+TEST_F(SagaTest, SubmitOfAnAbortingGidIsAborted) {
   const std::string gid = NewTestGid();
-  branches_->SetScript(Method("A"), gid, {{grpc::StatusCode::OK, "", 2500}});
-  const absl::Time start = absl::Now();
-  grpc::Status status = NewSaga(gid)
-                            .Add(Url("A"), Url("CA"), "")
-                            .SetRequestTimeout(1)
-                            .SetRetryInterval(1)
-                            .SetWaitResult(true)
-                            .Submit();
-  // The call gave up after 1 s, so the first round ended before the branch's
-  // 2.5 s answer.
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(2400));
-  auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(20));
+  branches_->SetScript(Method("A"), gid, {{grpc::StatusCode::ABORTED, "no"}});
+  // The compensation's unknown answer keeps the saga aborting for a while.
+  branches_->SetScript(Method("CA"), gid,
+                       {{grpc::StatusCode::UNAVAILABLE, "undo later"}});
+  auto saga = NewSaga(gid);
+  saga.Add(Url("A"), Url("CA"), "").SetRetryInterval(1);
+  ASSERT_TRUE(saga.Submit().ok());
+  auto reply = WaitForLastError(gid, "01", "compensate", "undo later");
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(branches_->CountCalls(gid, "action"), 2);
+  ASSERT_EQ(reply->transaction().status(), "aborting");
+  grpc::Status again = saga.Submit();
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_THAT(again.error_message(), HasSubstr("aborting"));
+  ASSERT_TRUE(dtmd_->WaitForStatus(gid, {"failed"}, absl::Seconds(20)).ok());
+  EXPECT_THAT(CallSequence(gid),
+              ElementsAre("01:action", "01:compensate", "01:compensate"))
+      << "the refused Submit ran nothing";
 }
 
-TEST_F(SagaTest, TimeoutToFailAbortsAndCompensates) {
+TEST_F(SagaTest, AdminShowsEachBranchsCallCountAndLastError) {
   const std::string gid = NewTestGid();
-  branches_->SetScript(
-      Method("B"), gid,
-      std::vector<Answer>(20, {grpc::StatusCode::FAILED_PRECONDITION, ""}));
-  grpc::Status status = NewSaga(gid)
-                            .Add(Url("A"), Url("CA"), "")
-                            .Add(Url("B"), Url("CB"), "")
-                            .Add(Url("C"), Url("CC"), "")
-                            .SetTimeoutToFail(2)
-                            .SetRetryInterval(1)
-                            .Submit();
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  branches_->SetScript(Method("A"), gid,
+                       {{grpc::StatusCode::UNAVAILABLE, "stock service down"}});
+  branches_->SetScript(Method("B"), gid,
+                       {{grpc::StatusCode::ABORTED, "card declined"}});
+  ASSERT_TRUE(NewSaga(gid)
+                  .Add(Url("A"), Url("CA"), "")
+                  .Add(Url("B"), Url("CB"), "")
+                  .SetRetryInterval(1)
+                  .Submit()
+                  .ok());
   auto reply = dtmd_->WaitForStatus(gid, {"failed"}, absl::Seconds(20));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->transaction().rollback_reason(), "Timeout after 2 seconds");
-  // Step 1 may have run (it was called), so it is compensated; step 2 never.
-  EXPECT_EQ(branches_->CountCalls(gid, "compensate"), 2);
-  EXPECT_GE(branches_->CountCalls(gid, "action"), 3);  // A once, B retried.
-  for (const RecordedCall& c : branches_->CallsFor(gid)) {
-    EXPECT_NE(c.branch_id, "03");
+  std::vector<std::string> rows;
+  for (const auto& b : reply->branches()) {
+    rows.push_back(absl::StrCat(b.branch_id(), ":", b.op(), " ", b.status(),
+                                " calls=", b.call_count(), " last_error='",
+                                b.last_error(), "'"));
   }
-}
-
-TEST_F(SagaTest, RetryLimitAbortsAfterTheLimit) {
-  const std::string gid = NewTestGid();
-  branches_->SetScript(
-      Method("A"), gid,
-      std::vector<Answer>(10, {grpc::StatusCode::UNAVAILABLE, "down"}));
-  grpc::Status status = NewSaga(gid)
-                            .Add(Url("A"), Url("CA"), "")
-                            .SetRetryLimit(2)
-                            .SetRetryInterval(1)
-                            .Submit();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  auto reply = dtmd_->WaitForStatus(gid, {"failed"}, absl::Seconds(30));
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->transaction().rollback_reason(),
-            "RetryCount is greater than RetryLimit, RetryLimit: 2");
-  EXPECT_EQ(branches_->CountCalls(gid, "action"), 3);
-  EXPECT_EQ(branches_->CountCalls(gid, "compensate"), 1);
+  // The last error stays after a later success: it is the last one seen.
+  EXPECT_THAT(rows, ::testing::UnorderedElementsAre(
+                        "01:action succeed calls=2 last_error='stock service "
+                        "down'",
+                        "01:compensate succeed calls=1 last_error=''",
+                        "02:action failed calls=1 last_error='card declined'",
+                        "02:compensate succeed calls=1 last_error=''"));
+  EXPECT_EQ(reply->transaction().rollback_reason(), "card declined");
 }
 
 TEST_F(SagaTest, BranchGetsDtmMetadataHeadersAndUntouchedPayload) {
@@ -342,56 +288,6 @@ TEST_F(SagaTest, NewGidHandsOutDistinctIds) {
   ASSERT_TRUE(dtmd::client::NewGid(dtmd_->dtm(), &b).ok());
   EXPECT_EQ(a.size(), 22u);
   EXPECT_NE(a, b);
-}
-
-}  // namespace
-}  // namespace dtmd::testing
-
-namespace dtmd::testing {
-namespace {
-
-TEST_F(SagaTest, ASecondDtmdOnATakenPortOrDataDirRefusesToStart) {
-  DtmdProcess same_port(MakeTempDir("second"),
-                        {absl::StrCat("--grpc_port=", dtmd_->port())});
-  absl::Status started = same_port.Start(absl::Seconds(10));
-  EXPECT_FALSE(started.ok()) << "the port is taken: it must not be shared";
-  EXPECT_THAT(std::string(started.message()), HasSubstr("exited"));
-
-  DtmdProcess same_dir(dtmd_->data_dir(), {});
-  started = same_dir.Start(absl::Seconds(10));
-  EXPECT_FALSE(started.ok()) << "the store is locked by the running dtmd";
-  EXPECT_THAT(std::string(started.message()), HasSubstr("exited"));
-
-  // The running one is unaffected.
-  std::string gid;
-  EXPECT_TRUE(dtmd::client::NewGid(dtmd_->dtm(), &gid).ok());
-}
-
-TEST_F(SagaTest, HealthServiceAnswersServing) {
-  grpc::GenericStub stub(dtmd_->channel());
-  grpc::health::v1::HealthCheckRequest request;
-  std::string bytes = request.SerializeAsString();
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request_buffer(&slice, 1), response_buffer;
-  grpc::ClientContext context;
-  absl::Notification done;
-  grpc::Status status;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                 &request_buffer, &response_buffer, [&](grpc::Status s) {
-                   status = s;
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response_buffer.Dump(&slices).ok());
-  std::string reply;
-  for (const grpc::Slice& s : slices) {
-    reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  grpc::health::v1::HealthCheckResponse response;
-  ASSERT_TRUE(response.ParseFromString(reply));
-  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
 }  // namespace
