@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -170,17 +171,55 @@ TEST_F(SagaRpcTest, SubmitReturnsTheCoordinatorsError) {
   EXPECT_EQ(status.error_message(), "insufficient balance");
 }
 
-TEST(SagaRpcDeadlineTest, SubmitToAnUnreachableCoordinatorHonoursCallTimeout) {
+TEST(SagaRpcDeadlineTest, SubmitToAnUnreachableCoordinatorFailsUnavailable) {
   // Port 1 on localhost: nothing listens; wait_for_ready is off, so the call
-  // fails with UNAVAILABLE before the deadline, never hangs.
+  // fails at once instead of waiting for a server.
   auto stub = dtmgimp::Dtm::NewStub(
       grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()));
   Saga saga(stub.get(), "g");
-  saga.SetCallTimeout(std::chrono::milliseconds(500));
-  auto start = std::chrono::steady_clock::now();
-  grpc::Status status = saga.Submit();
-  EXPECT_FALSE(status.ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  saga.SetCallTimeout(std::chrono::seconds(30));
+  EXPECT_EQ(saga.Submit().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+// A coordinator that holds every Submit until Release() (or a minute).
+class HangingDtm final : public dtmgimp::Dtm::Service {
+ public:
+  grpc::Status Submit(grpc::ServerContext*, const dtmgimp::DtmRequest*,
+                      google::protobuf::Empty*) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    released_cv_.wait_for(lock, std::chrono::minutes(1),
+                          [this] { return released_; });
+    return grpc::Status::OK;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    released_cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable released_cv_;
+  bool released_ = false;  // Guarded by mu_.
+};
+
+TEST(SagaRpcDeadlineTest, SubmitGivesUpAtTheCallTimeoutWhileTheServerHolds) {
+  HangingDtm dtm;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&dtm);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = dtmgimp::Dtm::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  Saga saga(stub.get(), "g");
+  saga.SetCallTimeout(std::chrono::milliseconds(300));
+  // The server still holds the call when the client's deadline ends it.
+  EXPECT_EQ(saga.Submit().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  dtm.Release();
+  server->Shutdown();
 }
 
 }  // namespace
