@@ -331,7 +331,11 @@ bool Engine::Drive(const std::string& gid, DriveRequest request) {
     } else if (!request.command && active_.size() >= limit) {
       // A new transaction over the limit: it is due now in the store and
       // waits there; a WaitResult caller waits for its bound.
-      backlog_ = true;
+      if (overflow_.size() < static_cast<size_t>(config_.max_queued_events)) {
+        overflow_.push_back(gid);
+      } else {
+        backlog_ = true;  // the due index has it.
+      }
       if (request.waiter) parked_[gid].push_back(std::move(request.waiter));
       return false;
     }
@@ -371,6 +375,11 @@ bool Engine::Retire(const std::string& gid, TransactionRunner* runner,
 
 void Engine::MaybePollBacklog() {
   const size_t limit = static_cast<size_t>(config_.max_active_transactions);
+  if (!overflow_.empty() && !drain_pending_ && !stopping_ &&
+      active_.size() < limit) {
+    drain_pending_ = true;
+    pool_.Post([this] { DrainOverflow(); });
+  }
   if (!backlog_ || extra_poll_pending_ || stopping_ ||
       active_.size() >= limit - limit / 4) {
     return;
@@ -379,6 +388,21 @@ void Engine::MaybePollBacklog() {
   timers_.RunAfter(kBacklogPollMs, [this] {
     pool_.Post([this] { PollDue(/*periodic=*/false); });
   });
+}
+
+void Engine::DrainOverflow() {
+  std::vector<std::string> gids;
+  {
+    absl::MutexLock lock(&mu_);
+    drain_pending_ = false;
+    const size_t limit = static_cast<size_t>(config_.max_active_transactions);
+    while (!overflow_.empty() && active_.size() + gids.size() < limit) {
+      gids.push_back(std::move(overflow_.front()));
+      overflow_.pop_front();
+    }
+  }
+  // Over the limit again (a race with new work), a gid queues up again.
+  for (const std::string& gid : gids) Drive(gid, DriveRequest());
 }
 
 void Engine::ScheduleWake(const std::string& gid, int64_t when_ms) {

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -153,7 +154,10 @@ class Engine {
   // `periodic`: the cron poll (reschedules itself); otherwise an extra poll
   // that drains a backlog as runners retire.
   void PollDue(bool periodic);
+  // As runners retire: drives overflowed transactions, and polls again
+  // when the last poll left due work behind.
   void MaybePollBacklog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DrainOverflow();
 
   // The parts of a Submit that its reply needs.
   struct Submitted {
@@ -199,6 +203,10 @@ class Engine {
   // Waiters of transactions stored over the active limit, not yet driven.
   absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Waiter>>> parked_
       ABSL_GUARDED_BY(mu_);
+  // New transactions stored over the active limit, in arrival order (at
+  // most max_queued_events; beyond that the due index alone finds them).
+  std::deque<std::string> overflow_ ABSL_GUARDED_BY(mu_);
+  bool drain_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool backlog_ ABSL_GUARDED_BY(mu_) = false;  // due work left unscanned.
   bool extra_poll_pending_ ABSL_GUARDED_BY(mu_) = false;
 

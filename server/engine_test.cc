@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/request_validation.h"
+#include "server/test_store.h"
 #include "storage/rocksdb_store.h"
 
 namespace dtmd {
@@ -36,61 +37,7 @@ class CountingInvoker : public BranchInvoker {
   std::atomic<int> calls_{0};
 };
 
-// Forwards to a real store; a hook may act before an UpdateTransaction is
-// forwarded, and writes can be made to fail.
-class HookedStore : public storage::Store {
- public:
-  explicit HookedStore(storage::Store* inner) : inner_(inner) {}
-
-  std::function<void(const TransRecord&, const std::string&)> before_update;
-  std::atomic<bool> fail_updates{false};
-
-  void CreateTransaction(TransRecord trans, std::vector<BranchRecord> branches,
-                         storage::Durability d,
-                         storage::CreateCallback done) override {
-    inner_->CreateTransaction(std::move(trans), std::move(branches), d,
-                              std::move(done));
-  }
-  void UpdateTransaction(TransRecord trans, std::string expected,
-                         std::vector<BranchRecord> branches,
-                         storage::Durability d,
-                         storage::StatusCallback done) override {
-    if (fail_updates) {
-      done(absl::UnavailableError("injected write failure"));
-      return;
-    }
-    if (before_update) before_update(trans, expected);
-    inner_->UpdateTransaction(std::move(trans), std::move(expected),
-                              std::move(branches), d, std::move(done));
-  }
-  void PutBranches(std::string gid, std::vector<BranchRecord> branches,
-                   storage::Durability d,
-                   storage::StatusCallback done) override {
-    inner_->PutBranches(std::move(gid), std::move(branches), d,
-                        std::move(done));
-  }
-  void AppendBranches(std::string gid, std::string expected,
-                      std::vector<BranchRecord> branches, storage::Durability d,
-                      storage::StatusCallback done) override {
-    inner_->AppendBranches(std::move(gid), std::move(expected),
-                           std::move(branches), d, std::move(done));
-  }
-  absl::StatusOr<TransRecord> GetTransaction(absl::string_view gid) override {
-    return inner_->GetTransaction(gid);
-  }
-  absl::StatusOr<std::vector<BranchRecord>> GetBranches(
-      absl::string_view gid) override {
-    return inner_->GetBranches(gid);
-  }
-  absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
-                                                   int limit) override {
-    return inner_->ScanDue(until_ms, limit);
-  }
-  void Flush() override { inner_->Flush(); }
-
- private:
-  storage::Store* const inner_;
-};
+using testing::HookedStore;
 
 class EngineTest : public ::testing::Test {
  protected:

@@ -121,6 +121,11 @@ class Mode {
 // The mode for a TransType, or nullptr if none is implemented.
 const Mode* FindMode(absl::string_view trans_type);
 
+// Adds a mode to the registry (tests register fakes). `mode` must outlive
+// every FindMode caller; a mode of the same TransType is replaced. Not
+// thread-safe against concurrent FindMode: call before use.
+void RegisterMode(const Mode* mode);
+
 // The retry interval doubled after an unknown answer: from `current` (or
 // `base` when current is 0), at least 1 s, capped at `cap` (when > 0), never
 // overflowing.

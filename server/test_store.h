@@ -1,0 +1,132 @@
+// HookedStore: a Store for engine and runner tests that forwards to a real
+// store and lets a test act on the way: fail updates, run a hook before an
+// update is forwarded, or hold back the completion of synced writes (the
+// write is applied, so reads and ScanDue see it, but its callback waits as
+// if the fsync were slow) until the test releases them.
+#ifndef DTMD_SERVER_TEST_STORE_H_
+#define DTMD_SERVER_TEST_STORE_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/store.h"
+
+namespace dtmd::testing {
+
+class HookedStore : public storage::Store {
+ public:
+  using BranchRecord = storage::v1::BranchRecord;
+  using TransRecord = storage::v1::TransRecord;
+
+  explicit HookedStore(storage::Store* inner) : inner_(inner) {}
+
+  std::function<void(const TransRecord&, const std::string&)> before_update;
+  std::atomic<bool> fail_updates{false};
+  std::atomic<bool> fail_puts{false};
+
+  // While set, the callbacks of kSync writes are kept until Release().
+  void HoldSyncs(bool hold) {
+    absl::MutexLock lock(&mu_);
+    hold_ = hold;
+  }
+  // Runs the held callbacks (in issue order); returns how many.
+  int Release() {
+    std::vector<std::function<void()>> held;
+    {
+      absl::MutexLock lock(&mu_);
+      held.swap(held_);
+    }
+    for (auto& fn : held) fn();
+    return static_cast<int>(held.size());
+  }
+  int held() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(held_.size());
+  }
+  int synced_updates() const { return synced_updates_.load(); }
+
+  void CreateTransaction(TransRecord trans, std::vector<BranchRecord> branches,
+                         storage::Durability d,
+                         storage::CreateCallback done) override {
+    inner_->CreateTransaction(
+        std::move(trans), std::move(branches), d,
+        [this, d, done = std::move(done)](
+            absl::StatusOr<storage::CreateResult> result) mutable {
+          MaybeHold(d, [done = std::move(done),
+                        result = std::move(result)]() mutable {
+            done(std::move(result));
+          });
+        });
+  }
+  void UpdateTransaction(TransRecord trans, std::string expected,
+                         std::vector<BranchRecord> branches,
+                         storage::Durability d,
+                         storage::StatusCallback done) override {
+    if (fail_updates) {
+      done(absl::UnavailableError("injected write failure"));
+      return;
+    }
+    if (before_update) before_update(trans, expected);
+    if (d == storage::Durability::kSync) ++synced_updates_;
+    inner_->UpdateTransaction(
+        std::move(trans), std::move(expected), std::move(branches), d,
+        [this, d, done = std::move(done)](absl::Status s) mutable {
+          MaybeHold(d, [done = std::move(done), s]() { done(s); });
+        });
+  }
+  void PutBranches(std::string gid, std::vector<BranchRecord> branches,
+                   storage::Durability d,
+                   storage::StatusCallback done) override {
+    if (fail_puts) {
+      done(absl::UnavailableError("injected write failure"));
+      return;
+    }
+    inner_->PutBranches(std::move(gid), std::move(branches), d,
+                        std::move(done));
+  }
+  void AppendBranches(std::string gid, std::string expected,
+                      std::vector<BranchRecord> branches, storage::Durability d,
+                      storage::StatusCallback done) override {
+    inner_->AppendBranches(std::move(gid), std::move(expected),
+                           std::move(branches), d, std::move(done));
+  }
+  absl::StatusOr<TransRecord> GetTransaction(absl::string_view gid) override {
+    return inner_->GetTransaction(gid);
+  }
+  absl::StatusOr<std::vector<BranchRecord>> GetBranches(
+      absl::string_view gid) override {
+    return inner_->GetBranches(gid);
+  }
+  absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
+                                                   int limit) override {
+    return inner_->ScanDue(until_ms, limit);
+  }
+  void Flush() override { inner_->Flush(); }
+
+ private:
+  void MaybeHold(storage::Durability d, std::function<void()> fn) {
+    if (d == storage::Durability::kSync) {
+      absl::MutexLock lock(&mu_);
+      if (hold_) {
+        held_.push_back(std::move(fn));
+        return;
+      }
+    }
+    fn();
+  }
+
+  storage::Store* const inner_;
+  std::atomic<int> synced_updates_{0};
+  absl::Mutex mu_;
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::function<void()>> held_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dtmd::testing
+
+#endif  // DTMD_SERVER_TEST_STORE_H_
