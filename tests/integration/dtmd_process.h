@@ -42,6 +42,7 @@ class DtmdProcess {
   int exit_code() const { return exit_code_; }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }  // -1 when not running.
   const std::string& data_dir() const { return data_dir_; }
   std::string Address() const;
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
