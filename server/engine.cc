@@ -240,8 +240,9 @@ void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
     return;
   }
   // An existing transaction: the Submit is a command to its runner.
-  request.command = PendingCommand{txn::Command::kSubmit, submitted.trans_type,
-                                   submitted.wait_result, std::move(done)};
+  request.command =
+      PendingCommand{txn::Command::kSubmit, submitted.trans_type,
+                     submitted.wait_result, std::move(done), absl::OkStatus()};
   Drive(gid, std::move(request));
 }
 
@@ -289,8 +290,8 @@ void Engine::Abort(const std::string& gid, const std::string& trans_type,
     return;
   }
   DriveRequest request;
-  request.command =
-      PendingCommand{txn::Command::kAbort, trans_type, false, std::move(done)};
+  request.command = PendingCommand{txn::Command::kAbort, trans_type, false,
+                                   std::move(done), absl::OkStatus()};
   Drive(gid, std::move(request));
 }
 

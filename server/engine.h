@@ -69,6 +69,10 @@ struct PendingCommand {
   std::string trans_type;  // as the client sent it.
   bool wait_result = false;
   ReplyCallback done;
+  // Set by the runner: a refusal that must wait for a synced write (the
+  // command changed the record and refused, e.g. a Submit after the
+  // prepared transaction's timeout failed it).
+  absl::Status refusal;
 };
 
 class Engine {

@@ -32,6 +32,15 @@ TransactionRunner::~TransactionRunner() { engine_->RunnerDestroyed(); }
 
 void TransactionRunner::Begin(std::optional<NewTransaction> preloaded,
                               bool scheduled_wake) {
+  if (preloaded.has_value()) {
+    // A new transaction, started from its create's completion on a pool
+    // thread: run the first step right here.
+    strand_->Dispatch(
+        [self = shared_from_this(), p = std::move(preloaded)]() mutable {
+          self->Load(std::move(p), false);
+        });
+    return;
+  }
   strand_->Post(
       [self = shared_from_this(), p = std::move(preloaded),
        scheduled_wake]() mutable { self->Load(std::move(p), scheduled_wake); });
@@ -144,15 +153,20 @@ void TransactionRunner::ProcessCommands() {
     }
     txn::CommandResult result =
         mode_->ApplyCommand(command.command, &trans_, now);
-    if (!result.reply.ok()) {
+    if (!result.reply.ok() && !result.changed) {
       command.done(result.reply);
       continue;
     }
+    command.refusal = result.reply;
     if (result.drive) {
       round_over_ = false;
       reschedule_ = false;
     }
     if (result.changed) {
+      if (storage::IsFinalStatus(trans_.status())) {
+        trans_.set_finish_time_ms(now);
+        round_over_ = true;
+      }
       VLOG(1) << "gid " << gid_ << ": command moved it to " << trans_.status();
       trans_dirty_ = true;
       awaiting_sync_.push_back(std::move(command));
@@ -165,6 +179,10 @@ void TransactionRunner::ProcessCommands() {
 }
 
 void TransactionRunner::AcceptCommand(PendingCommand& command) {
+  if (!command.refusal.ok()) {
+    command.done(command.refusal);
+    return;
+  }
   if (!command.wait_result) {
     command.done(absl::OkStatus());
     return;
@@ -239,7 +257,13 @@ void TransactionRunner::Step() {
     }
     break;
   }
-  Persist(/*synced=*/false);
+  // Branch results wait for the round's end (or a batch of them): lost in a
+  // crash, they only make the branches be called again, which branches
+  // allow; a decision carries them in its synced write anyway.
+  if (round_over_ ||
+      dirty_branches_.size() >= static_cast<size_t>(kMaxDeferredResults)) {
+    Persist(/*synced=*/false);
+  }
   MaybeRetire();
 }
 

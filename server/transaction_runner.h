@@ -38,6 +38,8 @@ class TransactionRunner
  public:
   // Longest branch error message kept in a branch record.
   static constexpr size_t kMaxErrorBytes = 1024;
+  // Branch results kept unwritten within a round before they are written.
+  static constexpr int kMaxDeferredResults = 32;
 
   TransactionRunner(Engine* engine, std::string gid);
   ~TransactionRunner();

@@ -51,7 +51,8 @@ struct Decision {
 
 // What a command did to the transaction.
 struct CommandResult {
-  absl::Status reply;    // what the client is told (before WaitResult).
+  absl::Status reply;    // what the client is told (before WaitResult); an
+                         // error with `changed` is told after the write.
   bool changed = false;  // the record changed and must be written synced
                          // before the reply.
   bool drive = false;    // the transaction should be driven now.

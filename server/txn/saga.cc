@@ -317,6 +317,16 @@ CommandResult SagaMode::ApplyCommand(Command command, TransRecord* trans,
         absl::StrCat("transaction ", gid, " is already ", trans->status()));
     return result;
   }
+  if (TimedOut(*trans, now_ms)) {
+    // Too late: the prepared saga fails as its own look would have made
+    // it, and nothing runs (no action ran, so nothing is compensated).
+    trans->set_status(st::kStatusFailed);
+    trans->set_rollback_reason(TimeoutReason(*trans));
+    result.reply = absl::AbortedError(absl::StrCat(
+        "transaction ", gid, " is already failed: ", TimeoutReason(*trans)));
+    result.changed = true;
+    return result;
+  }
   trans->set_status(st::kStatusSubmitted);
   trans->set_update_time_ms(now_ms);
   trans->set_next_cron_interval_s(trans->options().retry_interval_s());

@@ -719,6 +719,20 @@ TEST(SagaModeTest, SubmitMovesPreparedAndAcceptsARepeat) {
   }
 }
 
+TEST(SagaModeTest, SubmitAfterThePreparedTimeoutFailsItWithoutRunning) {
+  const SagaMode mode;
+  Saga saga = MakeSaga(1);
+  saga.trans.set_status("prepared");
+  saga.trans.mutable_options()->set_timeout_to_fail_s(5);
+  CommandResult r =
+      mode.ApplyCommand(Command::kSubmit, &saga.trans, kStartMs + 5000);
+  EXPECT_EQ(r.reply.code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(r.changed) << "the failure is written before the reply";
+  EXPECT_FALSE(r.drive);
+  EXPECT_EQ(saga.trans.status(), "failed");
+  EXPECT_EQ(saga.trans.rollback_reason(), "Timeout after 5 seconds");
+}
+
 TEST(SagaModeTest, AbortIsAlwaysRefused) {
   const SagaMode mode;
   Saga saga = MakeSaga(1);
