@@ -210,6 +210,13 @@ void ScriptedBranchServer::SetDefault(Answer answer) {
   default_answer_ = std::move(answer);
 }
 
+void ScriptedBranchServer::SetResponder(Responder responder) {
+  absl::MutexLock lock(&mu_);
+  responder_ = responder
+                   ? std::make_shared<const Responder>(std::move(responder))
+                   : nullptr;
+}
+
 std::vector<RecordedCall> ScriptedBranchServer::Calls() const {
   absl::MutexLock lock(&mu_);
   return calls_;
@@ -253,27 +260,36 @@ bool ScriptedBranchServer::WaitForCalls(size_t count, absl::Duration timeout) {
 }
 
 Answer ScriptedBranchServer::RecordAndAnswer(RecordedCall call) {
+  std::shared_ptr<const Responder> responder;
+  {
+    absl::MutexLock lock(&mu_);
+    responder = responder_;
+  }
+  std::optional<Answer> responded;
+  if (responder != nullptr) responded = (*responder)(call);
   absl::MutexLock lock(&mu_);
-  const std::pair<std::string, std::string> key{call.method, call.gid};
-  const Answer* answer = nullptr;
+  call.answer = responded.has_value() ? *std::move(responded)
+                                      : ScriptedAnswer(call.method, call.gid);
+  calls_.push_back(std::move(call));
+  return calls_.back().answer;
+}
+
+Answer ScriptedBranchServer::ScriptedAnswer(const std::string& method,
+                                            const std::string& gid) {
+  const std::pair<std::string, std::string> key{method, gid};
   if (auto script = gid_scripts_.find(key); script != gid_scripts_.end()) {
     size_t& cursor = gid_cursors_[key];
-    if (cursor < script->second.size()) answer = &script->second[cursor++];
-  } else if (auto method_script = method_scripts_.find(call.method);
+    if (cursor < script->second.size()) return script->second[cursor++];
+  } else if (auto method_script = method_scripts_.find(method);
              method_script != method_scripts_.end()) {
     size_t& cursor = method_cursors_[key];
     if (cursor < method_script->second.size()) {
-      answer = &method_script->second[cursor++];
+      return method_script->second[cursor++];
     }
   }
-  if (answer == nullptr) {
-    auto method_default = method_defaults_.find(call.method);
-    answer = method_default != method_defaults_.end() ? &method_default->second
-                                                      : &default_answer_;
-  }
-  call.answer = *answer;
-  calls_.push_back(std::move(call));
-  return calls_.back().answer;
+  auto method_default = method_defaults_.find(method);
+  return method_default != method_defaults_.end() ? method_default->second
+                                                  : default_answer_;
 }
 
 }  // namespace dtmd::testing

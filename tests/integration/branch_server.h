@@ -11,6 +11,7 @@
 //   ASSERT_TRUE(branches.WaitForCalls(2, absl::Seconds(10)));
 //
 // Choosing an answer for a call of `method` carrying metadata dtm-gid = G:
+//   0. the responder set with SetResponder, if it returns an answer;
 //   1. the script set with SetScript(method, G, ...) if there is one, else the
 //      method-wide script SetScript(method, ...). Either is consumed in order,
 //      one answer per call, with a cursor per (G, method): every gid sees the
@@ -32,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -102,6 +104,15 @@ class ScriptedBranchServer {
   // The answer for any method without a default of its own.
   void SetDefault(Answer answer);
 
+  // Decides answers before the scripts are consulted: the hook for servers
+  // with books of their own (LedgerBranchServer). Called once per call, on a
+  // gRPC thread, before the call is recorded and without the server's lock
+  // held, so it may block briefly or signal other processes; concurrent calls
+  // reach it concurrently. std::nullopt falls back to the scripts. An empty
+  // function (the default) removes the hook.
+  using Responder = std::function<std::optional<Answer>(const RecordedCall&)>;
+  void SetResponder(Responder responder);
+
   // Copies of the recorded calls, in arrival order.
   std::vector<RecordedCall> Calls() const;
   std::vector<RecordedCall> CallsFor(const std::string& gid) const;
@@ -124,6 +135,9 @@ class ScriptedBranchServer {
   // Records the call, fills in call->answer from the scripts and returns a
   // copy of the recorded call's answer. Called by reactors.
   Answer RecordAndAnswer(RecordedCall call);
+  // The scripted answer for a call of (method, gid); advances the cursor.
+  Answer ScriptedAnswer(const std::string& method, const std::string& gid)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex lifecycle_mu_;          // Serializes Start and Shutdown.
   std::unique_ptr<Service> service_;  // Outlives server_.
@@ -146,6 +160,8 @@ class ScriptedBranchServer {
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, Answer> method_defaults_ ABSL_GUARDED_BY(mu_);
   Answer default_answer_ ABSL_GUARDED_BY(mu_);
+  // Shared so that a call runs it without mu_ held while it may be replaced.
+  std::shared_ptr<const Responder> responder_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtmd::testing

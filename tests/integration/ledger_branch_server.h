@@ -1,0 +1,135 @@
+// LedgerBranchServer: business branches that keep their books the way DTM's
+// sub-transaction barrier does, for crash tests of dtmd. The books live in the
+// test process, so they outlast every kill and restart of the dtmd under test.
+//
+// Per (gid, branch_id) the ledger remembers whether the action took effect and
+// whether a compensate was received, and answers each call as a branch
+// protected by the barrier would:
+//   - action, first time (no compensate received yet): takes effect and
+//     answers OK; or, when its payload is FailingPayload(message), refuses
+//     with ABORTED `message`, whatever the attempt (a scripted business
+//     failure stays a failure across re-calls);
+//   - action again after it took effect: a duplicate, OK, no second effect;
+//   - action after the compensate of the same branch was received: the
+//     barrier turns it into a no-op that answers OK. dtmd must never do this
+//     (DESIGN.md rule 4): it is recorded as a violation;
+//   - compensate with no action received before it: a null compensation,
+//     recorded, OK (the barrier then blocks that action for good);
+//   - compensate: OK (idempotent).
+// Every call is recorded, with its arrival order, before it is answered; the
+// answer may be held back by a random delay so that kills land at many points.
+//
+// Thread-safe. The arrival hook runs on gRPC threads.
+#ifndef DTMD_TESTS_INTEGRATION_LEDGER_BRANCH_SERVER_H_
+#define DTMD_TESTS_INTEGRATION_LEDGER_BRANCH_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "tests/integration/branch_server.h"
+
+namespace dtmd::testing {
+
+// What a call did to the books.
+enum class LedgerEffect {
+  kApplied,           // an action took effect
+  kRefused,           // an action scripted to fail; no effect
+  kDuplicate,         // a repeated action or compensate; no second effect
+  kCompensated,       // a compensate undid an applied action
+  kNullCompensation,  // a compensate that came before any action
+  kActionAfterCompensation,  // the violation: a no-op under the barrier
+};
+
+const char* LedgerEffectName(LedgerEffect effect);
+
+// One call as the ledger booked it.
+struct LedgerEntry {
+  int64_t seq = 0;  // Arrival order, from 0, over the ledger's lifetime.
+  std::string gid;
+  std::string branch_id;
+  std::string op;  // "action" or "compensate"
+  LedgerEffect effect = LedgerEffect::kApplied;
+  grpc::StatusCode code = grpc::StatusCode::OK;  // The answer's code.
+};
+
+class LedgerBranchServer {
+ public:
+  // Each answer is held back for a delay drawn uniformly from
+  // [min_delay_ms, max_delay_ms] of its op; `seed` makes the draws
+  // repeatable.
+  struct Options {
+    int action_min_delay_ms = 0;
+    int action_max_delay_ms = 0;
+    int compensate_min_delay_ms = 0;
+    int compensate_max_delay_ms = 0;
+    uint32_t seed = 1;
+  };
+
+  LedgerBranchServer();
+  explicit LedgerBranchServer(Options options);
+
+  LedgerBranchServer(const LedgerBranchServer&) = delete;
+  LedgerBranchServer& operator=(const LedgerBranchServer&) = delete;
+
+  // As ScriptedBranchServer::Start / Shutdown.
+  absl::StatusOr<int> Start();
+  void Shutdown();
+
+  // A branch URL on this server; any method path works, the op comes from
+  // the dtm-op metadata.
+  std::string Url(const std::string& method_path) const;
+
+  // The payload that makes an action answer ABORTED `message` on every call.
+  static std::string FailingPayload(absl::string_view message);
+
+  // Called for every call after it is booked and before it is answered (so a
+  // hook that kills dtmd does so before dtmd can see the answer). Runs on a
+  // gRPC thread without the ledger's lock held. Empty removes the hook.
+  using ArrivalHook = std::function<void(const LedgerEntry&)>;
+  void SetArrivalHook(ArrivalHook hook);
+
+  std::vector<LedgerEntry> Entries() const;
+  // The entries of `gid`, in arrival order.
+  std::vector<LedgerEntry> EntriesFor(const std::string& gid) const;
+  // Number of entries booked so far (the next entry's seq).
+  int64_t EntryCount() const;
+  // One line per kActionAfterCompensation entry, naming gid, branch and seq.
+  std::vector<std::string> Violations() const;
+
+ private:
+  struct Book {
+    bool action_applied = false;
+    bool compensate_received = false;
+  };
+
+  // Books the call and chooses its answer (the responder of `server_`).
+  Answer Respond(const RecordedCall& call);
+
+  ScriptedBranchServer server_;
+
+  mutable absl::Mutex mu_;
+  const Options options_;
+  std::mt19937 random_ ABSL_GUARDED_BY(mu_);
+  std::vector<LedgerEntry> entries_ ABSL_GUARDED_BY(mu_);
+  // Index into entries_ per gid, so that EntriesFor does not scan them all.
+  std::map<std::string, std::vector<size_t>> by_gid_ ABSL_GUARDED_BY(mu_);
+  // Key: (gid, branch_id).
+  std::map<std::pair<std::string, std::string>, Book> books_
+      ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ArrivalHook> hook_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dtmd::testing
+
+#endif  // DTMD_TESTS_INTEGRATION_LEDGER_BRANCH_SERVER_H_

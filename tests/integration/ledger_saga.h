@@ -1,0 +1,143 @@
+// Sagas against a LedgerBranchServer, for the crash and shutdown tests: the
+// shapes the tests submit, a load of concurrent submitters that books every
+// acknowledged gid, and the audit of what the ledger saw of each saga against
+// the saga rules of PROTOCOL.md section 5.
+#ifndef DTMD_TESTS_INTEGRATION_LEDGER_SAGA_H_
+#define DTMD_TESTS_INTEGRATION_LEDGER_SAGA_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "dtmd/client.h"
+#include "tests/integration/dtmd_process.h"
+#include "tests/integration/ledger_branch_server.h"
+
+namespace dtmd::testing {
+
+// The message every scripted action failure answers with.
+inline constexpr char kInsufficientBalance[] = "insufficient balance";
+
+// A saga as a test scripts it.
+struct SagaShape {
+  int steps = 3;
+  int fail_step = -1;  // Step whose action always fails; -1: none.
+  bool concurrent = false;
+  // Concurrent only: step -> the steps that must succeed before it.
+  std::map<int, std::vector<int>> orders;
+
+  bool ShouldFail() const { return fail_step >= 0; }
+  // "succeed" or "failed".
+  std::string ExpectedStatus() const;
+  // Whether step's action may ever run: none of its predecessors, directly
+  // or not, is the failing step (sequential: no earlier step fails).
+  bool Reachable(int step) const;
+};
+
+// Shape number `i` of a mix that covers: sequential sagas that succeed or
+// fail at their first, middle or last step; concurrent sagas with orders
+// that succeed, fail at a step others wait for, or fail at the last step.
+SagaShape MixedShape(int i);
+
+// The saga for `shape` on the ledger's branches (payloads script the
+// failure), not yet submitted.
+dtmd::client::Saga BuildSaga(dtmgimp::Dtm::StubInterface* stub,
+                             const std::string& gid, const SagaShape& shape,
+                             const LedgerBranchServer& ledger);
+
+// Everything wrong with what the ledger saw of `gid` (`entries`, in arrival
+// order) given its shape and its final status; empty when all is well.
+// Checks: the final status is the scripted one; no action arrived after any
+// compensate of the saga; a succeeded saga received no compensate; a failed
+// one compensated every action received (a compensate arrived after the
+// action's last arrival); no call for a step that could never run; actions in
+// order and compensations in reverse (sequential: by step; concurrent: per
+// `orders`), by first arrival.
+std::vector<std::string> AuditSaga(const std::string& gid,
+                                   const SagaShape& shape,
+                                   const std::string& final_status,
+                                   const std::vector<LedgerEntry>& entries);
+
+// Sagas submitted by a test, by gid; thread-safe.
+class SagaBook {
+ public:
+  void Submitted(const std::string& gid, const SagaShape& shape, bool acked);
+  int acked() const;
+  // Shapes of the acknowledged gids.
+  std::map<std::string, SagaShape> Acked() const;
+  // Shapes of the gids whose Submit failed (dtmd may or may not have them).
+  std::map<std::string, SagaShape> Unacked() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, SagaShape> acked_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, SagaShape> unacked_ ABSL_GUARDED_BY(mu_);
+};
+
+// `threads` submitter threads, each submitting sagas back to back (shape
+// MixedShape(n) for its n-th saga) until Stop() or until `max_sagas` were
+// submitted in all; every result goes into `book`. A failed Submit (dtmd gone
+// or shutting down) is booked unacknowledged and the thread pauses briefly.
+// With `burst` > 1 a thread submits that many in a row and then pauses up to
+// `pause_ms`, so that moments with nothing active alternate with bursts.
+class SubmitLoad {
+ public:
+  struct Options {
+    int threads = 4;
+    int max_sagas = 1 << 30;
+    int burst = 1;
+    int pause_ms = 0;
+    std::string gid_prefix = "saga";
+    absl::Duration call_timeout = absl::Seconds(10);
+  };
+  SubmitLoad(const DtmdProcess& dtmd, const LedgerBranchServer& ledger,
+             SagaBook* book, Options options);
+  ~SubmitLoad();  // Stop().
+
+  // Asks the threads to end and joins them (each ends after its current
+  // Submit). Idempotent.
+  void Stop();
+  // Submits answered OK / sent by this load so far.
+  int acked() const { return acked_; }
+  int submitted() const { return submitted_; }
+  // Submits sent and not answered yet.
+  int in_flight() const { return submitted_ - answered_; }
+
+ private:
+  void Run(int thread);
+
+  const DtmdProcess& dtmd_;
+  const LedgerBranchServer& ledger_;
+  SagaBook* const book_;
+  const Options options_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> next_{0};
+  std::atomic<int> submitted_{0};
+  std::atomic<int> answered_{0};
+  std::atomic<int> acked_{0};
+  std::vector<std::thread> threads_;
+};
+
+// Waits until every gid of `sagas` is final in `dtmd` (one deadline for all)
+// and audits each against the ledger. Returns one line per problem: a gid
+// that is missing (when `must_exist`), not final by the deadline, or fails
+// AuditSaga. A gid that does not exist is skipped when !must_exist (an
+// unacknowledged Submit that never reached the store).
+std::vector<std::string> FinishAndAudit(
+    const DtmdProcess& dtmd, const LedgerBranchServer& ledger,
+    const std::map<std::string, SagaShape>& sagas, bool must_exist,
+    absl::Duration timeout);
+
+// The first `most` problems, one per line, then how many more there were.
+std::string SummarizeProblems(const std::vector<std::string>& problems,
+                              size_t most = 20);
+
+}  // namespace dtmd::testing
+
+#endif  // DTMD_TESTS_INTEGRATION_LEDGER_SAGA_H_
