@@ -19,7 +19,7 @@ void KillAtArrival::Arm(pid_t pid, std::string op, int count) {
   op_ = std::move(op);
   remaining_ = count;
   fired_ = false;
-  fired_at_ = -1;
+  fired_entry_ = LedgerEntry();
 }
 
 void KillAtArrival::Disarm() {
@@ -33,9 +33,9 @@ bool KillAtArrival::WaitFired(absl::Duration timeout) {
   return mu_.AwaitWithTimeout(absl::Condition(&fired_), timeout);
 }
 
-int64_t KillAtArrival::fired_at() const {
+LedgerEntry KillAtArrival::fired_entry() const {
   absl::MutexLock lock(&mu_);
-  return fired_at_;
+  return fired_entry_;
 }
 
 void KillAtArrival::OnArrival(const LedgerEntry& entry) {
@@ -46,7 +46,7 @@ void KillAtArrival::OnArrival(const LedgerEntry& entry) {
   kill(pid_, SIGKILL);
   pid_ = -1;
   fired_ = true;
-  fired_at_ = entry.seq;
+  fired_entry_ = entry;
 }
 
 }  // namespace dtmd::testing

@@ -38,8 +38,8 @@ class KillAtArrival {
   void Disarm();
   // Waits until the armed kill was sent; false after `timeout`.
   bool WaitFired(absl::Duration timeout);
-  // The seq of the entry whose arrival fired the kill; -1 if none did.
-  int64_t fired_at() const;
+  // The entry whose arrival fired the kill (seq -1 if none did).
+  LedgerEntry fired_entry() const;
 
  private:
   void OnArrival(const LedgerEntry& entry);
@@ -50,7 +50,7 @@ class KillAtArrival {
   std::string op_ ABSL_GUARDED_BY(mu_);
   int remaining_ ABSL_GUARDED_BY(mu_) = 0;
   bool fired_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t fired_at_ ABSL_GUARDED_BY(mu_) = -1;
+  LedgerEntry fired_entry_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtmd::testing

@@ -55,7 +55,8 @@ const char* LedgerEffectName(LedgerEffect effect);
 
 // One call as the ledger booked it.
 struct LedgerEntry {
-  int64_t seq = 0;  // Arrival order, from 0, over the ledger's lifetime.
+  // Arrival order, from 0, over the ledger's lifetime; -1 until booked.
+  int64_t seq = -1;
   std::string gid;
   std::string branch_id;
   std::string op;  // "action" or "compensate"
