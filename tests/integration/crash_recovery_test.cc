@@ -1,30 +1,161 @@
-// Crash recovery: sagas acknowledged by dtmd finish after dtmd is killed with
-// SIGKILL mid-flight and restarted on the same data directory.
-#include <atomic>
-#include <map>
-#include <mutex>
+// Crash recovery: sagas acknowledged by dtmd end as scripted after dtmd is
+// killed with SIGKILL at a chosen point (before any branch answered, after
+// some answers, in the middle of compensations) and restarted on the same data
+// directory; the calls the branches received obey the saga rules (a ledger
+// with DTM's barrier books them). And graceful shutdown: SIGTERM in the middle
+// of a saga answers the waiting caller, exits 0 and the saga resumes.
+#include <chrono>
+#include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "dtmd/client.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/branch_server.h"
 #include "tests/integration/dtmd_process.h"
+#include "tests/integration/kill_at_arrival.h"
+#include "tests/integration/ledger_branch_server.h"
+#include "tests/integration/ledger_saga.h"
 
 namespace dtmd::testing {
 namespace {
 
+using ::testing::ElementsAre;
+
+#ifdef DTMD_SANITIZED_BUILD
+constexpr int kSagas = 120;
+constexpr absl::Duration kSlowness = absl::Seconds(4);
+#else
 constexpr int kSagas = 300;
-constexpr int kKillAfterAcks = 200;
-constexpr int kSubmitters = 8;
+constexpr absl::Duration kSlowness = absl::Seconds(1);
+#endif
 
-bool ShouldFail(int i) { return i % 3 == 0; }
+const std::vector<std::string> kFlags = {"--retry_interval=1",
+                                         "--cron_interval=1"};
 
-// A dtmd with its own branch server and data directory; StartDtmd() starts
-// it, again after a kill or a stop, on the same directory.
-class RestartTest : public ::testing::Test {
+// Where the kill lands.
+enum class KillPoint {
+  // At the 40th action sent, every action held unanswered until the kill.
+  kBeforeAnyAnswer,
+  // At the 150th action sent; actions answer within 20 ms, so many sagas
+  // have some steps done and some not.
+  kAfterSomeAnswers,
+  // At the 30th compensate sent; compensates answer after 20-80 ms, so many
+  // sagas are part way through their rollback.
+  kDuringCompensations,
+};
+
+std::string KillPointName(const ::testing::TestParamInfo<KillPoint>& info) {
+  switch (info.param) {
+    case KillPoint::kBeforeAnyAnswer:
+      return "BeforeAnyAnswer";
+    case KillPoint::kAfterSomeAnswers:
+      return "AfterSomeAnswers";
+    case KillPoint::kDuringCompensations:
+      return "DuringCompensations";
+  }
+  return "Unknown";
+}
+
+class CrashRecoveryTest : public ::testing::TestWithParam<KillPoint> {};
+
+TEST_P(CrashRecoveryTest,
+       AcknowledgedSagasEndAsScriptedAndBranchCallsObeyTheRules) {
+  LedgerBranchServer ledger;
+  ASSERT_TRUE(ledger.Start().ok());
+  KillAtArrival killer(&ledger);
+  std::string op = "action";
+  int count = 0;
+  LedgerBranchServer::Delays delays;
+  switch (GetParam()) {
+    case KillPoint::kBeforeAnyAnswer:
+      delays.action_min_ms = delays.action_max_ms = 60000;
+      count = 40;
+      break;
+    case KillPoint::kAfterSomeAnswers:
+      delays.action_max_ms = 20;
+      count = 150;
+      break;
+    case KillPoint::kDuringCompensations:
+      delays.compensate_min_ms = 20;
+      delays.compensate_max_ms = 80;
+      op = "compensate";
+      count = 30;
+      break;
+  }
+  ledger.SetDelays(delays);
+  const std::string data_dir = MakeTempDir("crash");
+  auto dtmd = std::make_unique<DtmdProcess>(data_dir, kFlags);
+  ASSERT_TRUE(dtmd->Start().ok());
+
+  SagaBook book;
+  SubmitLoad::Options options;
+  options.threads = 8;
+  options.max_sagas = kSagas;
+  options.gid_prefix = "crash";
+  SubmitLoad load(*dtmd, ledger, &book, options);
+  killer.Arm(dtmd->pid(), op, count);
+  ASSERT_TRUE(killer.WaitFired(30 * kSlowness))
+      << "the kill point was never reached";
+  dtmd->Kill();
+  load.Stop();
+  const int64_t calls_at_kill = ledger.EntryCount();
+  if (GetParam() == KillPoint::kBeforeAnyAnswer) {
+    // Every call was an action still held: nothing had answered, so nothing
+    // had failed and nothing was compensated.
+    for (const LedgerEntry& e : ledger.Entries()) {
+      ASSERT_EQ(e.op, "action") << "#" << e.seq << " " << e.gid;
+    }
+  }
+  ASSERT_GT(book.acked(), 0);
+
+  ledger.SetDelays({});
+  dtmd = std::make_unique<DtmdProcess>(data_dir, kFlags);
+  ASSERT_TRUE(dtmd->Start().ok());
+  const std::vector<std::string> problems = FinishAndAudit(
+      *dtmd, ledger, book.Acked(), /*must_exist=*/true, 60 * kSlowness);
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems:\n"
+                                << SummarizeProblems(problems);
+  const std::vector<std::string> unacked = FinishAndAudit(
+      *dtmd, ledger, book.Unacked(), /*must_exist=*/false, 30 * kSlowness);
+  EXPECT_TRUE(unacked.empty())
+      << unacked.size() << " problems with unacknowledged sagas:\n"
+      << SummarizeProblems(unacked);
+  EXPECT_TRUE(ledger.Violations().empty())
+      << SummarizeProblems(ledger.Violations());
+  // The kill caught sagas part way: some had `op` calls both before the kill
+  // and after the restart.
+  const std::vector<LedgerEntry> entries = ledger.Entries();
+  std::set<std::string> before_kill;
+  std::set<std::string> resumed;
+  for (const LedgerEntry& e : entries) {
+    if (e.op != op) continue;
+    if (e.seq < calls_at_kill) {
+      before_kill.insert(e.gid);
+    } else if (before_kill.count(e.gid) > 0) {
+      resumed.insert(e.gid);
+    }
+  }
+  EXPECT_GT(resumed.size(), 0u);
+  EXPECT_EQ(dtmd->Stop(), 0);
+  RecordProperty("acknowledged", book.acked());
+  RecordProperty("calls_at_kill", static_cast<int>(calls_at_kill));
+  RecordProperty("resumed", static_cast<int>(resumed.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(KillPoints, CrashRecoveryTest,
+                         ::testing::Values(KillPoint::kBeforeAnyAnswer,
+                                           KillPoint::kAfterSomeAnswers,
+                                           KillPoint::kDuringCompensations),
+                         KillPointName);
+
+// A dtmd with its own scripted branch server and data directory; StartDtmd()
+// starts it, again after a stop, on the same directory.
+class GracefulShutdownTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(branches_.Start().ok());
@@ -33,95 +164,23 @@ class RestartTest : public ::testing::Test {
   }
 
   void StartDtmd() {
-    dtmd_ = std::make_unique<DtmdProcess>(
-        data_dir_,
-        std::vector<std::string>{"--retry_interval=1", "--cron_interval=1"});
+    dtmd_ = std::make_unique<DtmdProcess>(data_dir_, kFlags);
     ASSERT_TRUE(dtmd_->Start().ok());
+  }
+
+  // "branch_id:op" of every call for gid, in arrival order.
+  std::vector<std::string> CallSequence(const std::string& gid) const {
+    std::vector<std::string> out;
+    for (const RecordedCall& call : branches_.CallsFor(gid)) {
+      out.push_back(absl::StrCat(call.branch_id, ":", call.op));
+    }
+    return out;
   }
 
   ScriptedBranchServer branches_;
   std::string data_dir_;
   std::unique_ptr<DtmdProcess> dtmd_;
 };
-
-class CrashRecoveryTest : public RestartTest {};
-class GracefulShutdownTest : public RestartTest {};
-
-TEST_F(CrashRecoveryTest, EveryAcknowledgedSagaFinishesAfterKillNine) {
-  // Slow branches keep many sagas in flight when the kill lands.
-  branches_.SetDefault(Answer{grpc::StatusCode::OK, "", 150});
-
-  std::mutex mu;
-  std::map<std::string, bool> acked;  // gid -> expected to fail
-  std::atomic<int> next{0};
-  std::atomic<int> ack_count{0};
-  std::vector<std::thread> submitters;
-  for (int t = 0; t < kSubmitters; ++t) {
-    submitters.emplace_back([&] {
-      for (int i = next++; i < kSagas; i = next++) {
-        std::string gid = absl::StrCat("crash-", i);
-        if (ShouldFail(i)) {
-          branches_.SetScript("/busi.Busi/Pay", gid,
-                              {{grpc::StatusCode::ABORTED, "no money", 100}});
-        }
-        dtmd::client::Saga saga(dtmd_->dtm(), gid);
-        saga.Add(branches_.Url("/busi.Busi/Order"),
-                 branches_.Url("/busi.Busi/OrderUndo"), "o")
-            .Add(branches_.Url("/busi.Busi/Stock"),
-                 branches_.Url("/busi.Busi/StockUndo"), "s")
-            .Add(branches_.Url("/busi.Busi/Pay"),
-                 branches_.Url("/busi.Busi/PayUndo"), "p")
-            .SetCallTimeout(std::chrono::seconds(5));
-        grpc::Status status = saga.Submit();
-        if (!status.ok()) return;  // dtmd is gone: unacknowledged.
-        std::lock_guard<std::mutex> lock(mu);
-        acked[gid] = ShouldFail(i);
-        ++ack_count;
-      }
-    });
-  }
-  while (ack_count < kKillAfterAcks && next < kSagas) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  dtmd_->Kill();
-  for (std::thread& t : submitters) t.join();
-  const std::vector<RecordedCall> calls_at_kill = branches_.Calls();
-  const int calls_before_restart = static_cast<int>(calls_at_kill.size());
-  ASSERT_GE(static_cast<int>(acked.size()), kKillAfterAcks);
-
-  StartDtmd();
-  int in_flight_at_kill = 0;
-  for (const auto& [gid, should_fail] : acked) {
-    auto reply =
-        dtmd_->WaitForStatus(gid, {"succeed", "failed"}, absl::Seconds(60));
-    ASSERT_TRUE(reply.ok()) << reply.status();
-    EXPECT_EQ(reply->transaction().status(), should_fail ? "failed" : "succeed")
-        << gid;
-    for (const auto& b : reply->branches()) {
-      if (should_fail) {
-        // Every step was reachable (steps 1 and 2 succeed), so every
-        // compensation ran; the failing action stays failed.
-        if (b.op() == "compensate") {
-          EXPECT_EQ(b.status(), "succeed") << gid;
-        }
-      } else if (b.op() == "action") {
-        EXPECT_EQ(b.status(), "succeed") << gid;
-      }
-    }
-    int actions_before = 0;
-    for (const RecordedCall& c : calls_at_kill) {
-      if (c.gid == gid && c.op == "action") ++actions_before;
-    }
-    if (actions_before < 3) ++in_flight_at_kill;
-  }
-  // The test only means something if the kill caught sagas mid-flight.
-  EXPECT_GT(in_flight_at_kill, 0);
-  EXPECT_GT(static_cast<int>(branches_.Calls().size()), calls_before_restart);
-  RecordProperty("acknowledged", static_cast<int>(acked.size()));
-  RecordProperty("calls_before_restart", calls_before_restart);
-  RecordProperty("unfinished_at_kill", in_flight_at_kill);
-  EXPECT_EQ(dtmd_->Stop(), 0);
-}
 
 TEST_F(GracefulShutdownTest, SigtermAnswersWaitersExitsZeroAndWorkResumes) {
   const std::string gid = "sigterm-1";
@@ -150,7 +209,14 @@ TEST_F(GracefulShutdownTest, SigtermAnswersWaitersExitsZeroAndWorkResumes) {
   StartDtmd();
   auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_GE(branches_.CountCalls(gid, "action"), 2);
+  // The action in flight at SIGTERM was waited for and its answer stored
+  // before the exit: after the restart only the next step is called.
+  EXPECT_THAT(CallSequence(gid), ElementsAre("01:action", "02:action"));
+  for (const auto& branch : reply->branches()) {
+    if (branch.op() != "action") continue;
+    EXPECT_EQ(branch.status(), "succeed") << branch.branch_id();
+    EXPECT_EQ(branch.call_count(), 1) << branch.branch_id();
+  }
   EXPECT_EQ(dtmd_->Stop(), 0);
 }
 
@@ -173,6 +239,8 @@ TEST_F(GracefulShutdownTest, SigtermDoesNotWaitForABranchCallThatOutlastsIt) {
   StartDtmd();
   auto reply = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(30));
   ASSERT_TRUE(reply.ok()) << reply.status();
+  // The cancelled call, then exactly one call after the restart.
+  EXPECT_THAT(CallSequence(gid), ElementsAre("01:action", "01:action"));
   EXPECT_EQ(dtmd_->Stop(), 0);
 }
 

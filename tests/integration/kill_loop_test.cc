@@ -93,8 +93,8 @@ TEST(KillLoopTest,
   };
 
   LedgerBranchServer::Options ledger_options;
-  ledger_options.action_max_delay_ms = 30;
-  ledger_options.compensate_max_delay_ms = 30;
+  ledger_options.delays.action_max_ms = 30;
+  ledger_options.delays.compensate_max_ms = 30;
   ledger_options.seed = seed;
   LedgerBranchServer ledger(ledger_options);
   ASSERT_TRUE(ledger.Start().ok());

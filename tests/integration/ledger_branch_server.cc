@@ -33,10 +33,12 @@ const char* LedgerEffectName(LedgerEffect effect) {
 LedgerBranchServer::LedgerBranchServer() : LedgerBranchServer(Options()) {}
 
 LedgerBranchServer::LedgerBranchServer(Options options)
-    : options_(options), random_(options.seed) {
+    : random_(options.seed), delays_(options.delays) {
   server_.SetResponder(
       [this](const RecordedCall& call) { return Respond(call); });
 }
+
+LedgerBranchServer::~LedgerBranchServer() { Shutdown(); }
 
 absl::StatusOr<int> LedgerBranchServer::Start() { return server_.Start(); }
 
@@ -50,9 +52,18 @@ std::string LedgerBranchServer::FailingPayload(absl::string_view message) {
   return absl::StrCat(kFailPrefix, message);
 }
 
+void LedgerBranchServer::SetDelays(Delays delays) {
+  absl::MutexLock lock(&mu_);
+  delays_ = delays;
+}
+
 void LedgerBranchServer::SetArrivalHook(ArrivalHook hook) {
   absl::MutexLock lock(&mu_);
   hook_ = hook ? std::make_shared<const ArrivalHook>(std::move(hook)) : nullptr;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return hooks_running_ == 0;
+  };
+  mu_.Await(absl::Condition(&idle));
 }
 
 Answer LedgerBranchServer::Respond(const RecordedCall& call) {
@@ -88,10 +99,10 @@ Answer LedgerBranchServer::Respond(const RecordedCall& call) {
       answer.code = grpc::StatusCode::INVALID_ARGUMENT;
       answer.message = absl::StrCat("unknown dtm-op '", call.op, "'");
     }
-    const int min_ms = is_action ? options_.action_min_delay_ms
-                                 : options_.compensate_min_delay_ms;
-    const int max_ms = is_action ? options_.action_max_delay_ms
-                                 : options_.compensate_max_delay_ms;
+    const int min_ms =
+        is_action ? delays_.action_min_ms : delays_.compensate_min_ms;
+    const int max_ms =
+        is_action ? delays_.action_max_ms : delays_.compensate_max_ms;
     if (max_ms > 0) {
       answer.delay_ms =
           std::uniform_int_distribution<int>(min_ms, max_ms)(random_);
@@ -104,8 +115,13 @@ Answer LedgerBranchServer::Respond(const RecordedCall& call) {
     by_gid_[entry.gid].push_back(entries_.size());
     entries_.push_back(entry);
     hook = hook_;
+    if (hook != nullptr) ++hooks_running_;
   }
-  if (hook != nullptr) (*hook)(entry);
+  if (hook != nullptr) {
+    (*hook)(entry);
+    absl::MutexLock lock(&mu_);
+    --hooks_running_;
+  }
   return answer;
 }
 

@@ -67,18 +67,23 @@ struct LedgerEntry {
 class LedgerBranchServer {
  public:
   // Each answer is held back for a delay drawn uniformly from
-  // [min_delay_ms, max_delay_ms] of its op; `seed` makes the draws
-  // repeatable.
+  // [min, max] of its op (milliseconds; max 0: no delay).
+  struct Delays {
+    int action_min_ms = 0;
+    int action_max_ms = 0;
+    int compensate_min_ms = 0;
+    int compensate_max_ms = 0;
+  };
+  // `seed` makes the draws repeatable.
   struct Options {
-    int action_min_delay_ms = 0;
-    int action_max_delay_ms = 0;
-    int compensate_min_delay_ms = 0;
-    int compensate_max_delay_ms = 0;
+    Delays delays;
     uint32_t seed = 1;
   };
 
   LedgerBranchServer();
   explicit LedgerBranchServer(Options options);
+
+  ~LedgerBranchServer();  // Shutdown().
 
   LedgerBranchServer(const LedgerBranchServer&) = delete;
   LedgerBranchServer& operator=(const LedgerBranchServer&) = delete;
@@ -86,6 +91,9 @@ class LedgerBranchServer {
   // As ScriptedBranchServer::Start / Shutdown.
   absl::StatusOr<int> Start();
   void Shutdown();
+
+  // Replaces the delays; applies to calls that arrive from now on.
+  void SetDelays(Delays delays);
 
   // A branch URL on this server; any method path works, the op comes from
   // the dtm-op metadata.
@@ -97,6 +105,8 @@ class LedgerBranchServer {
   // Called for every call after it is booked and before it is answered (so a
   // hook that kills dtmd does so before dtmd can see the answer). Runs on a
   // gRPC thread without the ledger's lock held. Empty removes the hook.
+  // Returns once no call runs the previous hook any more, so that its
+  // owner may then be destroyed.
   using ArrivalHook = std::function<void(const LedgerEntry&)>;
   void SetArrivalHook(ArrivalHook hook);
 
@@ -117,11 +127,9 @@ class LedgerBranchServer {
   // Books the call and chooses its answer (the responder of `server_`).
   Answer Respond(const RecordedCall& call);
 
-  ScriptedBranchServer server_;
-
   mutable absl::Mutex mu_;
-  const Options options_;
   std::mt19937 random_ ABSL_GUARDED_BY(mu_);
+  Delays delays_ ABSL_GUARDED_BY(mu_);
   std::vector<LedgerEntry> entries_ ABSL_GUARDED_BY(mu_);
   // Index into entries_ per gid, so that EntriesFor does not scan them all.
   std::map<std::string, std::vector<size_t>> by_gid_ ABSL_GUARDED_BY(mu_);
@@ -129,6 +137,9 @@ class LedgerBranchServer {
   std::map<std::pair<std::string, std::string>, Book> books_
       ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ArrivalHook> hook_ ABSL_GUARDED_BY(mu_);
+  int hooks_running_ ABSL_GUARDED_BY(mu_) = 0;
+  // Last: destroyed (shut down) first, while what calls use still exists.
+  ScriptedBranchServer server_;
 };
 
 }  // namespace dtmd::testing
