@@ -20,22 +20,14 @@
 #include "tests/integration/kill_at_arrival.h"
 #include "tests/integration/ledger_branch_server.h"
 #include "tests/integration/ledger_saga.h"
+#include "tests/integration/test_scale.h"
 
 namespace dtmd::testing {
 namespace {
 
 using ::testing::ElementsAre;
 
-#ifdef DTMD_SANITIZED_BUILD
-constexpr int kSagas = 120;
-constexpr absl::Duration kSlowness = absl::Seconds(4);
-#else
-constexpr int kSagas = 300;
-constexpr absl::Duration kSlowness = absl::Seconds(1);
-#endif
-
-const std::vector<std::string> kFlags = {"--retry_interval=1",
-                                         "--cron_interval=1"};
+constexpr int kSagas = kSanitizedBuild ? 120 : 300;
 
 // Where the kill lands.
 enum class KillPoint {
@@ -89,7 +81,7 @@ TEST_P(CrashRecoveryTest,
   }
   ledger.SetDelays(delays);
   const std::string data_dir = MakeTempDir("crash");
-  auto dtmd = std::make_unique<DtmdProcess>(data_dir, kFlags);
+  auto dtmd = std::make_unique<DtmdProcess>(data_dir, QuickRetryFlags());
   ASSERT_TRUE(dtmd->Start().ok());
 
   SagaBook book;
@@ -99,7 +91,7 @@ TEST_P(CrashRecoveryTest,
   options.gid_prefix = "crash";
   SubmitLoad load(*dtmd, ledger, &book, options);
   killer.Arm(dtmd->pid(), op, count);
-  ASSERT_TRUE(killer.WaitFired(30 * kSlowness))
+  ASSERT_TRUE(killer.WaitFired(30 * Slowness()))
       << "the kill point was never reached";
   dtmd->Kill();
   load.Stop();
@@ -114,19 +106,9 @@ TEST_P(CrashRecoveryTest,
   ASSERT_GT(book.acked(), 0);
 
   ledger.SetDelays({});
-  dtmd = std::make_unique<DtmdProcess>(data_dir, kFlags);
+  dtmd = std::make_unique<DtmdProcess>(data_dir, QuickRetryFlags());
   ASSERT_TRUE(dtmd->Start().ok());
-  const std::vector<std::string> problems = FinishAndAudit(
-      *dtmd, ledger, book.Acked(), /*must_exist=*/true, 60 * kSlowness);
-  EXPECT_TRUE(problems.empty()) << problems.size() << " problems:\n"
-                                << SummarizeProblems(problems);
-  const std::vector<std::string> unacked = FinishAndAudit(
-      *dtmd, ledger, book.Unacked(), /*must_exist=*/false, 30 * kSlowness);
-  EXPECT_TRUE(unacked.empty())
-      << unacked.size() << " problems with unacknowledged sagas:\n"
-      << SummarizeProblems(unacked);
-  EXPECT_TRUE(ledger.Violations().empty())
-      << SummarizeProblems(ledger.Violations());
+  ExpectEverySagaEndsAsScripted(*dtmd, ledger, book, 60 * Slowness());
   // The kill caught sagas part way: some had `op` calls both before the kill
   // and after the restart.
   const std::vector<LedgerEntry> entries = ledger.Entries();
@@ -164,7 +146,7 @@ class GracefulShutdownTest : public ::testing::Test {
   }
 
   void StartDtmd() {
-    dtmd_ = std::make_unique<DtmdProcess>(data_dir_, kFlags);
+    dtmd_ = std::make_unique<DtmdProcess>(data_dir_, QuickRetryFlags());
     ASSERT_TRUE(dtmd_->Start().ok());
   }
 

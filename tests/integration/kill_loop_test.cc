@@ -13,7 +13,6 @@
 // over) and the seed of the kill moments (default: random, printed).
 #include <signal.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -27,24 +26,13 @@
 #include "tests/integration/kill_at_arrival.h"
 #include "tests/integration/ledger_branch_server.h"
 #include "tests/integration/ledger_saga.h"
+#include "tests/integration/test_scale.h"
 
 namespace dtmd::testing {
 namespace {
 
-#ifdef DTMD_SANITIZED_BUILD
-constexpr int kDefaultCycles = 10;
-constexpr int kSagasPerCycle = 150;
-constexpr absl::Duration kSlowness = absl::Seconds(4);
-#else
-constexpr int kDefaultCycles = 30;
-constexpr int kSagasPerCycle = 400;
-constexpr absl::Duration kSlowness = absl::Seconds(1);
-#endif
-
-int EnvInt(const char* name, int fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
-}
+constexpr int kDefaultCycles = kSanitizedBuild ? 10 : 30;
+constexpr int kSagasPerCycle = kSanitizedBuild ? 150 : 400;
 
 enum class KillPoint {
   kAfterAcks,         // right after the n-th acknowledgement of the cycle
@@ -77,9 +65,6 @@ constexpr KillPoint kRotation[] = {
     KillPoint::kMidActions,       KillPoint::kFirstCompensate,
     KillPoint::kMidCompensations, KillPoint::kRandomMoment};
 
-const std::vector<std::string> kFlags = {
-    "--retry_interval=1", "--cron_interval=1", "--max_retry_interval=2"};
-
 TEST(KillLoopTest,
      AcknowledgedSagasEndAsScriptedAndNoActionFollowsItsCompensation) {
   const int cycles = EnvInt("DTMD_KILL_CYCLES", kDefaultCycles);
@@ -106,7 +91,7 @@ TEST(KillLoopTest,
   // Gids whose compensate arrival fired a kill.
   std::vector<std::string> killed_at_compensate;
   for (int cycle = 0; cycle < cycles; ++cycle) {
-    DtmdProcess dtmd(data_dir, kFlags);
+    DtmdProcess dtmd(data_dir, QuickRetryFlags());
     absl::Status started = dtmd.Start(absl::Seconds(60));
     ASSERT_TRUE(started.ok()) << "cycle " << cycle << ": " << started;
     const KillPoint point = kRotation[cycle % std::size(kRotation)];
@@ -118,7 +103,7 @@ TEST(KillLoopTest,
     load_options.pause_ms = 60;
     load_options.gid_prefix = absl::StrCat("kill", cycle);
     SubmitLoad load(dtmd, ledger, &book, load_options);
-    const absl::Duration wait = 5 * kSlowness;
+    const absl::Duration wait = 5 * Slowness();
     std::string detail;
     switch (point) {
       case KillPoint::kAfterAcks: {
@@ -171,24 +156,10 @@ TEST(KillLoopTest,
   }
   EXPECT_GT(hook_kills, 0) << "no kill landed at a chosen ledger arrival";
 
-  DtmdProcess dtmd(data_dir, kFlags);
+  DtmdProcess dtmd(data_dir, QuickRetryFlags());
   absl::Status started = dtmd.Start(absl::Seconds(60));
   ASSERT_TRUE(started.ok()) << started;
-  const std::vector<std::string> acked_problems = FinishAndAudit(
-      dtmd, ledger, book.Acked(), /*must_exist=*/true, 60 * kSlowness);
-  EXPECT_TRUE(acked_problems.empty())
-      << acked_problems.size() << " problems with acknowledged sagas:\n"
-      << SummarizeProblems(acked_problems);
-  // Unacknowledged sagas dtmd did store must follow the same rules.
-  const std::vector<std::string> other_problems = FinishAndAudit(
-      dtmd, ledger, book.Unacked(), /*must_exist=*/false, 30 * kSlowness);
-  EXPECT_TRUE(other_problems.empty())
-      << other_problems.size() << " problems with unacknowledged sagas:\n"
-      << SummarizeProblems(other_problems);
-  const std::vector<std::string> violations = ledger.Violations();
-  EXPECT_TRUE(violations.empty())
-      << violations.size() << " actions after their compensation:\n"
-      << SummarizeProblems(violations);
+  ExpectEverySagaEndsAsScripted(dtmd, ledger, book, 60 * Slowness());
   int reversed = 0;
   for (const std::string& gid : killed_at_compensate) {
     for (const LedgerEntry& e : ledger.EntriesFor(gid)) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "gtest/gtest.h"
 
 namespace dtmd::testing {
 namespace {
@@ -62,6 +63,10 @@ std::vector<std::pair<int, int>> Edges(const SagaShape& shape) {
 }
 
 }  // namespace
+
+std::vector<std::string> QuickRetryFlags() {
+  return {"--retry_interval=1", "--cron_interval=1", "--max_retry_interval=2"};
+}
 
 std::string SagaShape::ExpectedStatus() const {
   return ShouldFail() ? "failed" : "succeed";
@@ -319,6 +324,26 @@ std::vector<std::string> FinishAndAudit(
     problems.insert(problems.end(), found.begin(), found.end());
   }
   return problems;
+}
+
+void ExpectEverySagaEndsAsScripted(const DtmdProcess& dtmd,
+                                   const LedgerBranchServer& ledger,
+                                   const SagaBook& book,
+                                   absl::Duration timeout) {
+  const std::vector<std::string> acked =
+      FinishAndAudit(dtmd, ledger, book.Acked(), /*must_exist=*/true, timeout);
+  EXPECT_TRUE(acked.empty())
+      << acked.size() << " problems with acknowledged sagas:\n"
+      << SummarizeProblems(acked);
+  const std::vector<std::string> unacked = FinishAndAudit(
+      dtmd, ledger, book.Unacked(), /*must_exist=*/false, timeout / 2);
+  EXPECT_TRUE(unacked.empty())
+      << unacked.size() << " problems with unacknowledged sagas:\n"
+      << SummarizeProblems(unacked);
+  const std::vector<std::string> violations = ledger.Violations();
+  EXPECT_TRUE(violations.empty())
+      << violations.size() << " actions after their compensation:\n"
+      << SummarizeProblems(violations);
 }
 
 std::string SummarizeProblems(const std::vector<std::string>& problems,

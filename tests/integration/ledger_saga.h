@@ -21,6 +21,10 @@
 
 namespace dtmd::testing {
 
+// dtmd flags for the crash and shutdown tests: unfinished sagas are retried
+// every second (backoff capped at 2 s), so restarts resume them at once.
+std::vector<std::string> QuickRetryFlags();
+
 // The message every scripted action failure answers with.
 inline constexpr char kInsufficientBalance[] = "insufficient balance";
 
@@ -133,6 +137,15 @@ std::vector<std::string> FinishAndAudit(
     const DtmdProcess& dtmd, const LedgerBranchServer& ledger,
     const std::map<std::string, SagaShape>& sagas, bool must_exist,
     absl::Duration timeout);
+
+// The end of a crash or shutdown test, in gtest expectations: every
+// acknowledged saga of `book` exists and ends as scripted within `timeout`
+// (FinishAndAudit), so does every unacknowledged one dtmd stored, and the
+// ledger saw no action after its compensation.
+void ExpectEverySagaEndsAsScripted(const DtmdProcess& dtmd,
+                                   const LedgerBranchServer& ledger,
+                                   const SagaBook& book,
+                                   absl::Duration timeout);
 
 // The first `most` problems, one per line, then how many more there were.
 std::string SummarizeProblems(const std::vector<std::string>& problems,

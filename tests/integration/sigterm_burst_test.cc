@@ -9,7 +9,6 @@
 // 20; 8 under the sanitizers).
 #include <signal.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <random>
 #include <string>
@@ -21,32 +20,17 @@
 #include "tests/integration/dtmd_process.h"
 #include "tests/integration/ledger_branch_server.h"
 #include "tests/integration/ledger_saga.h"
+#include "tests/integration/test_scale.h"
 
 namespace dtmd::testing {
 namespace {
 
-#ifdef DTMD_SANITIZED_BUILD
-constexpr int kDefaultCycles = 8;
-constexpr absl::Duration kSlowness = absl::Seconds(4);
-#else
-constexpr int kDefaultCycles = 20;
-constexpr absl::Duration kSlowness = absl::Seconds(1);
-#endif
-
 // Far above what a clean shutdown needs (it waits at most RequestTimeout + 2 s
 // for branch calls, and these answer at once): reaching it means a hang.
-const absl::Duration kStopBound = 30 * kSlowness;
-
-const std::vector<std::string> kFlags = {
-    "--retry_interval=1", "--cron_interval=1", "--max_retry_interval=2"};
-
-int Cycles() {
-  const char* value = std::getenv("DTMD_SIGTERM_CYCLES");
-  return value != nullptr && *value != '\0' ? std::atoi(value) : kDefaultCycles;
-}
+const absl::Duration kStopBound = 30 * Slowness();
 
 TEST(SigtermBurstTest, ExitsZeroEveryTimeAndEveryAcknowledgedSagaFinishes) {
-  const int cycles = Cycles();
+  const int cycles = EnvInt("DTMD_SIGTERM_CYCLES", kSanitizedBuild ? 8 : 20);
   std::mt19937 random(std::random_device{}());
   // Branches answer at once, so that runners retire quickly and the signal
   // often finds Submits waiting for their fsync with no runner active.
@@ -56,7 +40,7 @@ TEST(SigtermBurstTest, ExitsZeroEveryTimeAndEveryAcknowledgedSagaFinishes) {
   const std::string data_dir = MakeTempDir("sigterm-burst");
 
   for (int cycle = 0; cycle < cycles; ++cycle) {
-    DtmdProcess dtmd(data_dir, kFlags);
+    DtmdProcess dtmd(data_dir, QuickRetryFlags());
     absl::Status started = dtmd.Start(absl::Seconds(60));
     ASSERT_TRUE(started.ok()) << "cycle " << cycle << ": " << started;
     SubmitLoad::Options options;
@@ -66,7 +50,7 @@ TEST(SigtermBurstTest, ExitsZeroEveryTimeAndEveryAcknowledgedSagaFinishes) {
     options.gid_prefix = absl::StrCat("term", cycle);
     SubmitLoad load(dtmd, ledger, &book, options);
     const int acks = std::uniform_int_distribution<int>(1, 150)(random);
-    const absl::Time deadline = absl::Now() + 10 * kSlowness;
+    const absl::Time deadline = absl::Now() + 10 * Slowness();
     while (load.acked() < acks && absl::Now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -97,21 +81,10 @@ TEST(SigtermBurstTest, ExitsZeroEveryTimeAndEveryAcknowledgedSagaFinishes) {
     }
   }
 
-  DtmdProcess dtmd(data_dir, kFlags);
+  DtmdProcess dtmd(data_dir, QuickRetryFlags());
   absl::Status started = dtmd.Start(absl::Seconds(60));
   ASSERT_TRUE(started.ok()) << started;
-  const std::vector<std::string> problems = FinishAndAudit(
-      dtmd, ledger, book.Acked(), /*must_exist=*/true, 60 * kSlowness);
-  EXPECT_TRUE(problems.empty())
-      << problems.size() << " problems with acknowledged sagas:\n"
-      << SummarizeProblems(problems);
-  const std::vector<std::string> other = FinishAndAudit(
-      dtmd, ledger, book.Unacked(), /*must_exist=*/false, 30 * kSlowness);
-  EXPECT_TRUE(other.empty())
-      << other.size() << " problems with unacknowledged sagas:\n"
-      << SummarizeProblems(other);
-  EXPECT_TRUE(ledger.Violations().empty())
-      << SummarizeProblems(ledger.Violations());
+  ExpectEverySagaEndsAsScripted(dtmd, ledger, book, 60 * Slowness());
   EXPECT_EQ(dtmd.Stop(kStopBound), 0);
   ::testing::Test::RecordProperty("acknowledged", book.acked());
 }
