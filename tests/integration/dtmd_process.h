@@ -41,10 +41,6 @@ class DtmdProcess {
   // -signal; -1 while running or before any run ended.
   int exit_code() const { return exit_code_; }
 
-  // The running process's id; -1 when not running. A test may signal it
-  // (e.g. kill -9 from a branch server's thread at a chosen call), then call
-  // Kill() or Stop() to reap it.
-  pid_t pid() const { return pid_; }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }  // -1 when not running.
   const std::string& data_dir() const { return data_dir_; }
