@@ -1,30 +1,54 @@
 // RocksDBStore: the embedded Store, one RocksDB per dtmd process.
 //
-// Column families and key layout:
-//   trans     gid                                   -> TransRecord
-//   branches  gid '\0' position (4 bytes, big-endian) -> BranchRecord
-//   due       next_cron_time_ms (8 bytes, big-endian) gid -> ""  (unfinished
-//   only)
-// Gids are printable ASCII, so '\0' cannot occur inside one and a branch
-// prefix scan over gid '\0' finds exactly that transaction's branches.
+// Column families and key layout (format version 2):
+//   default        "dtmd.format" -> "2"  (refuses other layouts at open)
+//   trans          gid -> TransRecord
+//   branch_defs    gid '\0' position (4 bytes, big-endian) -> BranchDefinition
+//   branch_states  same key -> BranchState
+//   due            next_cron_time_ms (8 bytes, big-endian) gid -> ""
+//                  (unfinished transactions only)
+// A branch is split in two records so that an answer rewrites its small
+// state, never its payload; a saga step's action and compensation share one
+// payload (stored in the first, referenced by the second). Gids are
+// printable ASCII, so '\0' cannot occur inside one and a branch prefix scan
+// over gid '\0' finds exactly that transaction's branches.
 //
-// Writes are applied by one writer thread, in issue order. The writer takes
-// every write queued since its last pass, evaluates each one's condition
-// against the current state, and puts the survivors into one WriteBatch,
-// written without sync. Because only the writer writes, a condition checked
-// by the writer cannot be raced. kNoSync callbacks run right after that write.
-// kSync writes go on to a syncer thread, which makes everything written so
-// far durable with one WAL fsync (group commit: one fsync for every kSync
-// write that arrived while the previous fsync ran) and then runs their
-// callbacks. So unsynced writes never wait behind an fsync.
+// Writes are applied by one writer thread, in issue order, from a bounded
+// queue (a write that does not fit is answered RESOURCE_EXHAUSTED, in
+// order, without being queued). The writer takes every write queued since
+// its last pass, evaluates each one's condition against the current state,
+// and puts the survivors into one WriteBatch, written without sync. Because
+// only the writer writes, a condition checked by the writer cannot be
+// raced. kNoSync callbacks run right after that write. kSync writes (failed
+// ones too, to keep the callback order) go on to a syncer thread, which
+// makes everything written so far durable with one WAL fsync (group commit)
+// and then runs their callbacks. So unsynced writes never wait behind an
+// fsync.
+//
+// Faults (see store_health.h): a write that fails for a reason that may
+// pass (disk full) is answered UNAVAILABLE, WriteHealth() says so, and the
+// store asks RocksDB to resume until it does. A failed WAL sync, or an error
+// RocksDB cannot resume from, is latched: every later write fails and
+// WriteHealth() returns INTERNAL, for the process to exit and recover from
+// disk. RocksDB's info log goes to glog, not into the data dir.
+//
+// Open refuses data it would misread or silently lose (see integrity.h): a
+// damaged MANIFEST or WAL, a dir that held a store whose RocksDB files are
+// gone, a store of another layout. `accept_data_loss` opens the first two
+// anyway with what RocksDB can recover.
 #ifndef DTMD_STORAGE_ROCKSDB_STORE_H_
 #define DTMD_STORAGE_ROCKSDB_STORE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "storage/store.h"
+
+namespace rocksdb {
+class FileSystem;
+}
 
 namespace dtmd::storage {
 
@@ -32,13 +56,24 @@ struct RocksDBStoreOptions {
   std::string path;                 // directory; created if missing.
   int max_writes_per_batch = 4096;  // cap on one group-commit batch.
   int64_t block_cache_mib = 64;
+  // Bounds of the write queue (writes issued, not yet taken by the writer).
+  int64_t max_queued_writes = 100000;
+  int64_t max_queued_bytes = int64_t{256} << 20;
+  // Open a store whose WAL or MANIFEST is damaged, or whose files are gone,
+  // with whatever RocksDB recovers (possibly nothing), instead of refusing.
+  bool accept_data_loss = false;
+  // The file system RocksDB uses; null for the default one. Tests pass a
+  // FaultInjectionFileSystem.
+  std::shared_ptr<rocksdb::FileSystem> file_system;
 };
 
 class RocksDBStore : public Store {
  public:
-  // Opens (creating if needed) the store at options.path. INTERNAL or
-  // UNAVAILABLE (with RocksDB's message) if it cannot be opened, e.g. when
-  // another process holds the lock.
+  // Opens (creating if needed) the store at options.path. UNAVAILABLE (with
+  // RocksDB's message) if it cannot be opened now, e.g. when another process
+  // holds the lock or the disk is full; DATA_LOSS naming the damage if data
+  // it acknowledged is gone (unless options.accept_data_loss);
+  // FAILED_PRECONDITION for a store of another layout; INTERNAL otherwise.
   static absl::StatusOr<std::unique_ptr<RocksDBStore>> Open(
       const RocksDBStoreOptions& options);
 
@@ -50,9 +85,12 @@ class RocksDBStore : public Store {
 
   void CreateTransaction(TransRecord trans, std::vector<BranchRecord> branches,
                          Durability durability, CreateCallback done) override;
+  // Of `branches` only the state (status, finish time, last error, call
+  // count) is written: definitions never change after creation.
   void UpdateTransaction(TransRecord trans, std::string expected_status,
                          std::vector<BranchRecord> branches,
                          Durability durability, StatusCallback done) override;
+  // As UpdateTransaction: only the branches' state is written.
   void PutBranches(std::string gid, std::vector<BranchRecord> branches,
                    Durability durability, StatusCallback done) override;
   void AppendBranches(std::string gid, std::string expected_status,
@@ -64,6 +102,7 @@ class RocksDBStore : public Store {
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override;
   void Flush() override;
+  absl::Status WriteHealth() override;
 
   // Waits for queued writes, then compacts every column family into its
   // final levels, as a store that has run for a long time would be. Blocks;

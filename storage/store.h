@@ -9,8 +9,12 @@
 // exactly once, on a store-owned thread, after the change is applied (and,
 // for Durability::kSync, after it is on disk). Callbacks must not block; they
 // hand work to another executor. Writes are applied in the order they are
-// issued, and callbacks of writes of one durability run in that order (a
-// kNoSync callback may run before the callback of an earlier kSync write).
+// issued, and callbacks of writes of one durability run in that order, failed
+// writes included (a kNoSync callback may run before the callback of an
+// earlier kSync write). A kSync callback never runs before the WAL sync that
+// covers the write (or its failure). A write that does not fit the store's
+// bounded queue gets RESOURCE_EXHAUSTED; a store that cannot write now
+// answers UNAVAILABLE (see StoreHealth).
 // Reads are synchronous and see every write whose callback has run (and may
 // see a kSync write before its callback).
 //
@@ -102,6 +106,14 @@ class Store {
 
   // Blocks until every write issued before the call has completed.
   virtual void Flush() = 0;
+
+  // Whether writes can succeed now: OK; UNAVAILABLE with the reason when
+  // they cannot for now and the store is trying to recover by itself (e.g.
+  // disk full); any other code (INTERNAL) when the store has stopped writing
+  // for good (e.g. after a failed WAL sync), and the process must restart
+  // and recover from disk. Cheap; safe to poll. The default, for stores that
+  // cannot fail (test fakes), is OK.
+  virtual absl::Status WriteHealth() { return absl::OkStatus(); }
 };
 
 // Global statuses (docs/protocol.md section 2).
