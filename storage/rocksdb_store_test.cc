@@ -21,95 +21,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "storage/store_test_util.h"
 
 namespace dtmd::storage {
 namespace {
 
-// Waits for one write's callback and keeps its result.
-template <typename T>
-class Waiter {
- public:
-  std::function<void(T)> Callback() {
-    return [this](T result) {
-      result_ = std::move(result);
-      done_.Notify();
-    };
-  }
-  T Wait() {
-    EXPECT_TRUE(done_.WaitForNotificationWithTimeout(absl::Seconds(30)));
-    return result_;
-  }
-
- private:
-  absl::Notification done_;
-  T result_ = absl::UnknownError("callback not run");
-};
-
-using StatusWaiter = Waiter<absl::Status>;
-using CreateWaiter = Waiter<absl::StatusOr<CreateResult>>;
-
-TransRecord Trans(const std::string& gid, const std::string& status,
-                  int64_t next_cron_time_ms) {
-  TransRecord trans;
-  trans.set_gid(gid);
-  trans.set_trans_type("saga");
-  trans.set_status(status);
-  trans.set_next_cron_time_ms(next_cron_time_ms);
-  return trans;
-}
-
-BranchRecord Branch(const std::string& branch_id, const std::string& op) {
-  BranchRecord branch;
-  branch.set_branch_id(branch_id);
-  branch.set_op(op);
-  branch.set_status("prepared");
-  return branch;
-}
-
-class RocksDBStoreTest : public ::testing::Test {
+class RocksDBStoreTest : public StoreTestBase {
  protected:
-  void SetUp() override {
-    const ::testing::TestInfo* info =
-        ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = (std::filesystem::path(::testing::TempDir()) /
-             absl::StrCat("rocksdb_store_test_", info->name(), "_", getpid()))
-                .string();
-    std::filesystem::remove_all(path_);
-    Reopen();
-  }
-
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(path_);
-  }
-
-  void Reopen() {
-    store_.reset();
-    RocksDBStoreOptions options;
-    options.path = path_;
-    absl::StatusOr<std::unique_ptr<RocksDBStore>> store =
-        RocksDBStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-  }
-
-  absl::StatusOr<CreateResult> Create(TransRecord trans,
-                                      std::vector<BranchRecord> branches = {},
-                                      Durability d = Durability::kSync) {
-    CreateWaiter waiter;
-    store_->CreateTransaction(std::move(trans), std::move(branches), d,
-                              waiter.Callback());
-    return waiter.Wait();
-  }
-
-  absl::Status Update(TransRecord trans, const std::string& expected,
-                      std::vector<BranchRecord> branches = {}) {
-    StatusWaiter waiter;
-    store_->UpdateTransaction(std::move(trans), expected, std::move(branches),
-                              Durability::kNoSync, waiter.Callback());
-    return waiter.Wait();
-  }
-
   absl::Status Append(const std::string& gid, const std::string& expected,
                       std::vector<BranchRecord> branches) {
     StatusWaiter waiter;
@@ -117,30 +35,6 @@ class RocksDBStoreTest : public ::testing::Test {
                            Durability::kSync, waiter.Callback());
     return waiter.Wait();
   }
-
-  // Holds the writer inside a callback until the returned notification is
-  // notified, so that the writes issued meanwhile form one group.
-  std::unique_ptr<absl::Notification> PauseWriter() {
-    auto release = std::make_unique<absl::Notification>();
-    absl::Notification paused;
-    store_->AppendBranches("pause", kStatusPrepared, {}, Durability::kNoSync,
-                           [&paused, gate = release.get()](absl::Status) {
-                             paused.Notify();
-                             gate->WaitForNotification();
-                           });
-    paused.WaitForNotification();
-    return release;
-  }
-
-  std::vector<std::string> Due(int64_t until_ms, int limit = 100) {
-    absl::StatusOr<std::vector<std::string>> gids =
-        store_->ScanDue(until_ms, limit);
-    EXPECT_TRUE(gids.ok()) << gids.status();
-    return gids.ok() ? *gids : std::vector<std::string>{};
-  }
-
-  std::string path_;
-  std::unique_ptr<RocksDBStore> store_;
 };
 
 TEST_F(RocksDBStoreTest, CreatedTransactionCanBeRead) {
