@@ -33,6 +33,18 @@ ABSL_FLAG(int, max_steps, 1000, "Most steps in one saga.");
 ABSL_FLAG(int64_t, max_request_bytes, 16 << 20,
           "Largest accepted request (payloads included), bytes.");
 ABSL_FLAG(int, max_branch_headers, 64, "Most BranchHeaders entries.");
+ABSL_FLAG(bool, accept_data_loss, false,
+          "Start even if the store's WAL or MANIFEST is damaged or its files "
+          "are gone, with whatever can be recovered (possibly nothing). "
+          "Without it dtmd refuses to start and names the damage.");
+ABSL_FLAG(int64_t, store_max_queued_writes, 100000,
+          "Most store writes waiting for the writer; more are answered "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, store_max_queued_bytes, int64_t{256} << 20,
+          "Most bytes of records waiting for the store's writer.");
+ABSL_FLAG(int64_t, testing_fail_wal_sync_after, -1,
+          "For tests only: WAL syncs after the first N fail, as a failing "
+          "disk would (dtmd must exit 3). -1: off.");
 ABSL_FLAG(int, worker_threads, 0, "Engine threads; 0 = number of cores.");
 ABSL_FLAG(int, max_active_transactions, 20000,
           "Most transactions driven at once; more wait in the due index.");
@@ -100,6 +112,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_steps = absl::GetFlag(FLAGS_max_steps);
   c.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   c.max_branch_headers = absl::GetFlag(FLAGS_max_branch_headers);
+  c.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
+  c.store_max_queued_writes = absl::GetFlag(FLAGS_store_max_queued_writes);
+  c.store_max_queued_bytes = absl::GetFlag(FLAGS_store_max_queued_bytes);
+  c.testing_fail_wal_sync_after =
+      absl::GetFlag(FLAGS_testing_fail_wal_sync_after);
   c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
   c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
@@ -124,7 +141,10 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_branch_headers", c.max_branch_headers),
         Positive("max_active_transactions", c.max_active_transactions),
         Positive("max_queued_events", c.max_queued_events),
-        Positive("grpc_memory_mib", c.grpc_memory_mib)}) {
+        Positive("grpc_memory_mib", c.grpc_memory_mib),
+
+        Positive("store_max_queued_writes", c.store_max_queued_writes),
+        Positive("store_max_queued_bytes", c.store_max_queued_bytes)}) {
     if (!s.ok()) return s;
   }
   if (c.worker_threads < 0) {

@@ -33,6 +33,14 @@ struct Config {
   int64_t max_request_bytes = 16 << 20;
   int max_branch_headers = 64;
 
+  // Store (storage/rocksdb_store.h).
+  bool accept_data_loss = false;  // open a damaged store anyway.
+  int64_t store_max_queued_writes = 100000;
+  int64_t store_max_queued_bytes = int64_t{256} << 20;
+  // For tests only: WAL syncs after the first N fail (the store latches);
+  // -1: off.
+  int64_t testing_fail_wal_sync_after = -1;
+
   int worker_threads = 0;               // 0: number of cores, at least 2.
   int max_active_transactions = 20000;  // runners in memory at once.
   int max_queued_events = 100000;       // over it: RESOURCE_EXHAUSTED.

@@ -1,9 +1,11 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "glog/logging.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -11,6 +13,7 @@
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "storage/fault_injection_fs.h"
 #include "storage/rocksdb_store.h"
 
 namespace dtmd {
@@ -19,6 +22,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> server(new Server());
   storage::RocksDBStoreOptions store_options;
   store_options.path = config.data_dir;
+  store_options.accept_data_loss = config.accept_data_loss;
+  store_options.max_queued_writes = config.store_max_queued_writes;
+  store_options.max_queued_bytes = config.store_max_queued_bytes;
+  if (config.testing_fail_wal_sync_after >= 0) {
+    LOG(WARNING) << "--testing_fail_wal_sync_after="
+                 << config.testing_fail_wal_sync_after
+                 << ": WAL syncs will fail (for tests only)";
+    auto fs = std::make_shared<storage::FaultInjectionFileSystem>();
+    fs->FailWalSyncAfter(config.testing_fail_wal_sync_after);
+    store_options.file_system = std::move(fs);
+  }
   absl::StatusOr<std::unique_ptr<storage::RocksDBStore>> store =
       storage::RocksDBStore::Open(store_options);
   if (!store.ok()) return store.status();
@@ -58,15 +72,55 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
         absl::StrCat("cannot listen on ", address, " (port in use?)"));
   }
   server->engine_->Start();
+  server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
             << config.data_dir;
   return server;
 }
 
+void Server::WatchStore() {
+  constexpr absl::Duration kInterval = absl::Milliseconds(500);
+  bool serving = true;
+  absl::MutexLock lock(&watch_mu_);
+  while (
+      !watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kInterval)) {
+    absl::Status health = store_->WriteHealth();
+    if (!health.ok() && !absl::IsUnavailable(health)) {
+      // Latched (a failed WAL sync): nothing written from now on can be
+      // trusted, so no orderly shutdown that would write; the restart
+      // recovers from what is on disk.
+      LOG(ERROR) << "dtmd: store stopped writing: " << health
+                 << "; exiting with code " << kExitStoreFailed;
+      google::FlushLogFiles(google::GLOG_INFO);
+      std::_Exit(kExitStoreFailed);
+    }
+    if (health.ok() != serving) {
+      serving = health.ok();
+      if (serving) {
+        LOG(WARNING) << "dtmd: store writes again: SERVING";
+      } else {
+        LOG(ERROR) << "dtmd: store cannot write (" << health
+                   << "): NOT_SERVING until it recovers";
+      }
+      grpc_server_->GetHealthCheckService()->SetServingStatus(serving);
+    }
+  }
+}
+
+void Server::StopWatchingStore() {
+  if (!store_watch_.joinable()) return;
+  {
+    absl::MutexLock lock(&watch_mu_);
+    watch_stop_ = true;
+  }
+  store_watch_.join();
+}
+
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  StopWatchingStore();
   // Health checks answer NOT_SERVING from here on, so that load balancers
   // and Kubernetes stop sending work.
   if (grpc_server_ && grpc_server_->GetHealthCheckService() != nullptr) {

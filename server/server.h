@@ -4,8 +4,11 @@
 #define DTMD_SERVER_SERVER_H_
 
 #include <memory>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/server.h"
 #include "server/admin_service.h"
 #include "server/branch_invoker.h"
@@ -31,6 +34,11 @@ class Server {
 
  private:
   Server() = default;
+  // Runs on store_watch_: mirrors the store's write health into gRPC health
+  // (NOT_SERVING while it cannot write) and exits the process with
+  // kExitStoreFailed when the store has stopped writing for good.
+  void WatchStore();
+  void StopWatchingStore();
 
   int port_ = 0;
   bool shut_down_ = false;
@@ -42,7 +50,14 @@ class Server {
   std::unique_ptr<DtmService> dtm_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  absl::Mutex watch_mu_;
+  bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread store_watch_;
 };
+
+// dtmd's exit code when its store stopped writing for good (a failed WAL
+// sync): the restart recovers from what is on disk.
+inline constexpr int kExitStoreFailed = 3;
 
 }  // namespace dtmd
 
