@@ -27,6 +27,16 @@ class StoreHealthListener : public rocksdb::EventListener {
     }
   }
 
+  // RocksDB's own recovery from a full disk waits until the free space
+  // exceeds the size of all write buffers (hundreds of MiB with the default
+  // options), and while it waits DB::Resume() answers Busy. The store's
+  // writer calls Resume() itself instead (see MaybeResume).
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,
+                            rocksdb::Status /*bg_error*/,
+                            bool* auto_recovery) override {
+    if (auto_recovery != nullptr) *auto_recovery = false;
+  }
+
   void OnErrorRecoveryEnd(
       const rocksdb::BackgroundErrorRecoveryInfo& info) override {
     if (!info.new_bg_error.ok()) return;
