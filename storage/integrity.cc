@@ -156,7 +156,7 @@ absl::Status CheckManifestComplete(const std::string& dir) {
   }
   if (std::string problem = LogTailProblem(*data); !problem.empty()) {
     return absl::DataLossError(absl::StrCat(
-        dir, "/", manifest, " is damaged (cut short?): ", problem));
+        dir, "/", manifest, " is damaged (cut short?): ", problem, "."));
   }
   return absl::OkStatus();
 }
