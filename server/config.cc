@@ -142,7 +142,6 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_active_transactions", c.max_active_transactions),
         Positive("max_queued_events", c.max_queued_events),
         Positive("grpc_memory_mib", c.grpc_memory_mib),
-
         Positive("store_max_queued_writes", c.store_max_queued_writes),
         Positive("store_max_queued_bytes", c.store_max_queued_bytes)}) {
     if (!s.ok()) return s;
