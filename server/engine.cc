@@ -21,6 +21,16 @@ absl::Status Unavailable() {
   return absl::UnavailableError("dtmd is shutting down");
 }
 
+// A create the store could not make: RESOURCE_EXHAUSTED (its queue is
+// full) stays so, so that clients back off; anything else is UNAVAILABLE.
+absl::Status CannotStore(const absl::Status& status) {
+  std::string message =
+      absl::StrCat("cannot store transaction: ", status.message());
+  return absl::IsResourceExhausted(status)
+             ? absl::ResourceExhaustedError(message)
+             : absl::UnavailableError(message);
+}
+
 // Pause between polls that drain a due backlog as runners retire.
 constexpr int64_t kBacklogPollMs = 20;
 
@@ -181,7 +191,35 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
   // What the reply needs besides the stored records, which the store hands
   // back once they are created.
   Submitted submitted{txn.trans.gid(), txn.trans.trans_type(),
-                      txn.trans.options().request_timeout_s(), wait_result};
+                      txn.trans.options().request_timeout_s(), wait_result,
+                      true};
+  if (DecideAtCreate(&txn)) {
+    submitted.counted_in_creating = false;  // final: never driven.
+    // Nothing to call (e.g. a saga whose branches all have empty URLs): the
+    // create stores the final state, and its completion is the answer.
+    store_->CreateTransaction(
+        std::move(txn.trans), std::move(txn.branches),
+        storage::Durability::kSync,
+        [this, submitted = std::move(submitted), done = std::move(done)](
+            absl::StatusOr<storage::CreateResult> result) mutable {
+          if (result.ok() && result->created) {
+            // Only a reply (gRPC's Finish does not block).
+            done(submitted.wait_result
+                     ? txn::FindMode(submitted.trans_type)
+                           ->WaitOutcome(result->trans, result->branches)
+                     : absl::OkStatus());
+            EndWrite();
+            return;
+          }
+          pool_.Post([this, submitted = std::move(submitted),
+                      done = std::move(done),
+                      result = std::move(result)]() mutable {
+            OnStored(submitted, std::move(done), std::move(result));
+            EndWrite();
+          });
+        });
+    return;
+  }
   {
     absl::MutexLock lock(&mu_);
     // Not durable until the callback: the poller leaves it alone.
@@ -207,17 +245,39 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
       });
 }
 
+bool Engine::DecideAtCreate(NewTransaction* txn) {
+  const txn::Mode* mode = txn::FindMode(txn->trans.trans_type());
+  if (mode == nullptr) return false;
+  const std::unique_ptr<txn::Plan> plan =
+      mode->MakePlan(txn->trans, txn->branches);
+  const std::vector<txn::CallState> idle(txn->branches.size(),
+                                         txn::CallState::kIdle);
+  txn::RetryPolicy policy;
+  policy.max_interval_s = config_.max_retry_interval_s;
+  const int64_t now = clock_->NowMs();
+  txn::Decision decision =
+      mode->Next(*plan, txn->trans, txn->branches, idle, now, policy);
+  if (!decision.calls.empty() || !storage::IsFinalStatus(decision.new_status)) {
+    return false;
+  }
+  txn->trans.set_status(decision.new_status);
+  if (!decision.rollback_reason.empty()) {
+    txn->trans.set_rollback_reason(decision.rollback_reason);
+  }
+  txn->trans.set_finish_time_ms(now);
+  return true;
+}
+
 void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
                       absl::StatusOr<storage::CreateResult> result) {
   const std::string& gid = submitted.gid;
-  {
+  if (submitted.counted_in_creating) {
     absl::MutexLock lock(&mu_);
     auto it = creating_.find(gid);
     if (it != creating_.end() && --it->second <= 0) creating_.erase(it);
   }
   if (!result.ok()) {
-    done(absl::UnavailableError(
-        absl::StrCat("cannot store transaction: ", result.status().message())));
+    done(CannotStore(result.status()));
     return;
   }
   DriveRequest request;
@@ -264,8 +324,7 @@ void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
         // Only a reply (gRPC's Finish does not block): fine on a store
         // thread.
         if (!result.ok()) {
-          done(absl::UnavailableError(absl::StrCat("cannot store transaction: ",
-                                                   result.status().message())));
+          done(CannotStore(result.status()));
         } else if (result->created) {
           done(absl::OkStatus());
         } else if (result->existing.trans_type() != trans_type) {
@@ -426,7 +485,13 @@ void Engine::PollDue(bool periodic) {
     capacity =
         config_.max_active_transactions - static_cast<int64_t>(active_.size());
   }
-  if (capacity > 0) {
+  if (absl::Status health = store_->WriteHealth(); !health.ok()) {
+    // Results could not be saved: calling branches now would only repeat
+    // the calls. The store recovers by itself (or dtmd restarts).
+    LOG_EVERY_N(WARNING, 20) << "store cannot write, not driving due "
+                                "transactions: "
+                             << health;
+  } else if (capacity > 0) {
     absl::StatusOr<std::vector<std::string>> due =
         store_->ScanDue(clock_->NowMs(), static_cast<int>(capacity));
     if (!due.ok()) {

@@ -169,7 +169,12 @@ class Engine {
     std::string trans_type;
     int64_t request_timeout_s;
     bool wait_result;
+    bool counted_in_creating = true;  // whether creating_ counts it.
   };
+  // Asks the mode what a new transaction does first; when that is a final
+  // status with nothing to call, sets it on the record (stored as is, never
+  // driven) and returns true.
+  bool DecideAtCreate(NewTransaction* txn);
   void OnStored(const Submitted& submitted, ReplyCallback done,
                 absl::StatusOr<storage::CreateResult> result);
   std::shared_ptr<Waiter> MakeWaiter(const std::string& gid,

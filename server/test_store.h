@@ -29,10 +29,12 @@ class HookedStore : public storage::Store {
   std::atomic<bool> fail_updates{false};
   std::atomic<bool> fail_puts{false};
 
-  // While set, the callbacks of kSync writes are kept until Release().
-  void HoldSyncs(bool hold) {
+  // While set, the callbacks of kSync writes (only updates, with
+  // `updates_only`) are kept until Release().
+  void HoldSyncs(bool hold, bool updates_only = false) {
     absl::MutexLock lock(&mu_);
     hold_ = hold;
+    hold_updates_only_ = updates_only;
   }
   // Runs the held callbacks (in issue order); returns how many.
   int Release() {
@@ -49,6 +51,8 @@ class HookedStore : public storage::Store {
     return static_cast<int>(held_.size());
   }
   int synced_updates() const { return synced_updates_.load(); }
+  // Creates whose completion has been delivered or held.
+  int creates() const { return creates_.load(); }
 
   void CreateTransaction(TransRecord trans, std::vector<BranchRecord> branches,
                          storage::Durability d,
@@ -57,10 +61,12 @@ class HookedStore : public storage::Store {
         std::move(trans), std::move(branches), d,
         [this, d, done = std::move(done)](
             absl::StatusOr<storage::CreateResult> result) mutable {
-          MaybeHold(d, [done = std::move(done),
-                        result = std::move(result)]() mutable {
-            done(std::move(result));
-          });
+          ++creates_;
+          MaybeHold(
+              d, /*update=*/false,
+              [done = std::move(done), result = std::move(result)]() mutable {
+                done(std::move(result));
+              });
         });
   }
   void UpdateTransaction(TransRecord trans, std::string expected,
@@ -76,7 +82,8 @@ class HookedStore : public storage::Store {
     inner_->UpdateTransaction(
         std::move(trans), std::move(expected), std::move(branches), d,
         [this, d, done = std::move(done)](absl::Status s) mutable {
-          MaybeHold(d, [done = std::move(done), s]() { done(s); });
+          MaybeHold(d, /*update=*/true,
+                    [done = std::move(done), s]() { done(s); });
         });
   }
   void PutBranches(std::string gid, std::vector<BranchRecord> branches,
@@ -107,12 +114,13 @@ class HookedStore : public storage::Store {
     return inner_->ScanDue(until_ms, limit);
   }
   void Flush() override { inner_->Flush(); }
+  absl::Status WriteHealth() override { return inner_->WriteHealth(); }
 
  private:
-  void MaybeHold(storage::Durability d, std::function<void()> fn) {
+  void MaybeHold(storage::Durability d, bool update, std::function<void()> fn) {
     if (d == storage::Durability::kSync) {
       absl::MutexLock lock(&mu_);
-      if (hold_) {
+      if (hold_ && (update || !hold_updates_only_)) {
         held_.push_back(std::move(fn));
         return;
       }
@@ -122,8 +130,10 @@ class HookedStore : public storage::Store {
 
   storage::Store* const inner_;
   std::atomic<int> synced_updates_{0};
+  std::atomic<int> creates_{0};
   absl::Mutex mu_;
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_updates_only_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> held_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -153,10 +153,6 @@ void TransactionRunner::ProcessCommands() {
     }
     txn::CommandResult result =
         mode_->ApplyCommand(command.command, &trans_, now);
-    if (!result.reply.ok() && !result.changed) {
-      command.done(result.reply);
-      continue;
-    }
     command.refusal = result.reply;
     if (result.drive) {
       round_over_ = false;
@@ -170,6 +166,13 @@ void TransactionRunner::ProcessCommands() {
       VLOG(1) << "gid " << gid_ << ": command moved it to " << trans_.status();
       trans_dirty_ = true;
       awaiting_sync_.push_back(std::move(command));
+    } else if (!awaiting_sync_.empty()) {
+      // The state this answer is based on is not durable yet: it waits for
+      // the synced write still to be issued...
+      awaiting_sync_.push_back(std::move(command));
+    } else if (sync_pending_) {
+      // ...or for the one in flight.
+      syncing_.push_back(std::move(command));
     } else {
       AcceptCommand(command);
     }

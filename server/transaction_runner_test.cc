@@ -380,17 +380,22 @@ TEST_F(RunnerTest, SubmitOfAPreparedOneIsACommandToItsRunner) {
     engine_->Prepare(Fake("p1", storage::kStatusPrepared), std::move(done));
   });
   ASSERT_TRUE(Wait(prepared).ok());
-  // Two Submits at once: one move to submitted (synced), both accepted,
-  // the branch called once.
+  // Two Submits at once while the branch holds its answer (so the runner
+  // is still there for both): one move to submitted (synced), both
+  // accepted, the branch called once.
+  invoker_->Hold(true);
   std::vector<std::shared_ptr<Reply>> replies;
   for (int i = 0; i < 2; ++i) {
     replies.push_back(Start([&](ReplyCallback done) {
-      engine_->Submit(Fake("p1", storage::kStatusSubmitted), true,
+      engine_->Submit(Fake("p1", storage::kStatusSubmitted), false,
                       std::move(done));
     }));
   }
   for (auto& reply : replies) EXPECT_TRUE(Wait(reply).ok()) << reply->status;
-  EXPECT_EQ(Status("p1"), storage::kStatusSucceed);
+  invoker_->Hold(false);
+  invoker_->ReleaseAll();
+  EXPECT_EQ(WaitForStatus("p1", storage::kStatusSucceed),
+            storage::kStatusSucceed);
   EXPECT_EQ(hooked_->synced_updates(), 1);
   EXPECT_EQ(invoker_->calls().size(), 1u);
 }
@@ -411,6 +416,36 @@ TEST_F(RunnerTest, CommandReplyWaitsForItsSyncedWrite) {
   hooked_->Release();
   EXPECT_TRUE(Wait(abort).ok());
   EXPECT_EQ(Status("p2"), storage::kStatusFailed);
+}
+
+TEST_F(RunnerTest, AnswerBasedOnAStateNotYetDurableWaitsForItsSync) {
+  StartEngine();
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Prepare(Fake("p3", storage::kStatusPrepared),
+                                 std::move(done));
+              })).ok());
+  invoker_->Hold(true);
+  hooked_->HoldSyncs(true, /*updates_only=*/true);
+  auto first = Start([&](ReplyCallback done) {
+    engine_->Submit(Fake("p3", storage::kStatusSubmitted), false,
+                    std::move(done));
+  });
+  ASSERT_TRUE(WaitUntil([&] { return hooked_->held() >= 1; }));
+  // The second Submit sees "submitted" in memory; it may not hear OK while
+  // that move can still be lost.
+  const int creates = hooked_->creates();
+  auto second = Start([&](ReplyCallback done) {
+    engine_->Submit(Fake("p3", storage::kStatusSubmitted), false,
+                    std::move(done));
+  });
+  ASSERT_TRUE(WaitUntil([&] { return hooked_->creates() == creates + 1; }));
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE(first->done.HasBeenNotified());
+  EXPECT_FALSE(second->done.HasBeenNotified());
+  hooked_->HoldSyncs(false);
+  hooked_->Release();
+  EXPECT_TRUE(Wait(first).ok());
+  EXPECT_TRUE(Wait(second).ok());
 }
 
 TEST_F(RunnerTest, CommandsAreAnsweredByTheMode) {
