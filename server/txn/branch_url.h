@@ -12,12 +12,27 @@
 namespace dtmd::txn {
 
 struct BranchTarget {
-  std::string target;  // host:port, a gRPC channel target.
+  std::string target;  // host:port, exactly as written in the URL.
   std::string method;  // /package.Service/Method
+
+  // The gRPC channel target for `target`: always through the DNS resolver
+  // ("dns:///host:port"), so that no host can select another gRPC resolver
+  // (a host named "unix" or "vsock" stays a host name).
+  std::string ChannelTarget() const { return "dns:///" + target; }
 };
 
-// INVALID_ARGUMENT (the message says what is wrong, without a field name)
-// when `url` is not host:port/package.Service/Method with a port 1..65535.
+// Accepts only what dtmd can deliver over plain TCP:
+//  - host: a DNS name (labels of letters, digits, '-' and '_', 1..63 bytes,
+//    not starting with '-', the last one not all digits; 253 bytes at most;
+//    one trailing '.' allowed), a dotted-quad IPv4 address, or an IPv6
+//    address in brackets ("[::1]", no zone id);
+//  - port: decimal 1..65535;
+//  - package.Service and Method: letters, digits, '_', '.' and '-' only, so
+//    no NUL, control, space or non-ASCII byte can reach the HTTP/2 :path.
+// INVALID_ARGUMENT otherwise; the message says what is wrong without a field
+// name. http:// and https:// URLs get a message saying that HTTP branches
+// are not supported yet; other schemes (unix:, unix-abstract:, vsock:, xds:,
+// dns:///...) are refused as hosts that are not plain names or addresses.
 absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url);
 
 }  // namespace dtmd::txn

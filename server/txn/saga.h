@@ -29,17 +29,25 @@ inline constexpr char kBranchPrepared[] = "prepared";
 inline constexpr char kBranchSucceed[] = "succeed";
 inline constexpr char kBranchFailed[] = "failed";
 
-// Limits applied while parsing a saga request.
+// Limits applied while parsing a saga request. Steps and CustomedData are
+// read as event streams (json_reader.h) that stop at the first limit crossed,
+// so a request over a limit costs no more memory than one at it.
 struct SagaLimits {
   int max_steps = 1000;
   int max_url_bytes = 1024;
+  // Entries in all of CustomedData.orders' lists together, duplicates
+  // included (each costs work whether or not it is a duplicate).
+  int max_order_edges = 10000;
+  // Containers open at once in Steps or CustomedData (DTM's shapes need 3).
+  int max_json_depth = 32;
 };
 
 // A parsed, validated saga definition.
 struct SagaDefinition {
   std::vector<BranchRecord> branches;  // 2 per step, positions set.
   bool concurrent = false;
-  // orders[i]: steps that must succeed before step i starts. Empty when
+  // orders[i]: steps that must succeed before step i starts, each listed
+  // once, in order of first mention; never i itself; acyclic. Empty when
   // sequential; otherwise size == number of steps.
   std::vector<std::vector<int>> orders;
 };
@@ -50,10 +58,19 @@ struct SagaDefinition {
 // (payloads[i] is the bin_data of both of step i's branches; their count must
 // equal the step count) and CustomedData ({"orders":{"1":[0]},"concurrent":
 // true}; empty means none; null values mean absent).
-// A non-empty URL must look like host:port/package.Service/Method (port
-// 1..65535). `orders` is always validated (indices in range, no cycle) but,
-// as in DTM, used only when concurrent: a sequential saga ignores it and its
-// SagaDefinition has empty `orders`.
+// A non-empty URL must pass ParseBranchUrl (branch_url.h): host:port/
+// package.Service/Method with a DNS name or IP address as host and no
+// control, space or non-ASCII byte.
+// `orders` is checked once, here, so that planners can trust it: keys and
+// entries are step indices in range; an entry listed twice for one step
+// (also through two keys naming the same step, such as "2" and "02") is kept
+// once; a step that depends on itself or any cycle is refused; more than
+// limits.max_order_edges entries in total is refused. As in DTM, `orders` is
+// used only when concurrent: a sequential saga ignores it (after checking it)
+// and its SagaDefinition has empty `orders`.
+// Limits: more than limits.max_steps steps, a URL longer than
+// limits.max_url_bytes, or JSON nested deeper than limits.max_json_depth is
+// refused, as soon as the parse reaches it.
 // Branches come out "prepared", except those with an empty URL, which are
 // created "succeed": there is nothing to call, so PlanSaga never calls them
 // and they count as done (see PlanSaga).

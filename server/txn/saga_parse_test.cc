@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "server/txn/branch_url.h"
 #include "server/txn/saga.h"
 
 namespace dtmd::txn {
@@ -200,6 +201,95 @@ TEST(SagaParseTest, AcceptsWellFormedUrls) {
   }
 }
 
+// A URL that names what the action key holds, as Steps JSON.
+std::string ActionSteps(absl::string_view json_url) {
+  return absl::StrCat(R"([{"action":")", json_url, R"("}])");
+}
+
+TEST(SagaParseTest, RejectsUrlsWithControlNulSpaceOrNonAsciiBytes) {
+  // JSON escapes, so the bytes reach the URL check and not the JSON lexer.
+  for (absl::string_view url :
+       {R"(h:1/pkg.Svc/M\u0000x)", R"(h:1/pkg.Svc/\u0000)", R"(h\u0001:1/S/M)",
+        R"(h:1/pkg.Svc/M\tx)", R"(h:1/pkg Svc/M)", R"(h:1/pkg.Svc/M\u007f)",
+        R"(h:1/pkg.Sv\u00e9/M)", R"(h\u00e9:1/S/M)"}) {
+    SCOPED_TRACE(url);
+    ExpectInvalid(Parse(ActionSteps(url), Payloads(1)),
+                  "Steps[0].action: URL has a control, space or non-ASCII");
+  }
+}
+
+TEST(SagaParseTest, RejectsServiceAndMethodNamesWithOtherPunctuation) {
+  for (absl::string_view url : {"h:1/pkg.Svc/M?x=1", "h:1/pkg.Svc/M#f",
+                                "h:1/pkg%00.Svc/M", "h:1/pkg.Svc/M;x"}) {
+    SCOPED_TRACE(url);
+    ExpectInvalid(Parse(ActionSteps(url), Payloads(1)),
+                  "Steps[0].action: URL service and method names");
+  }
+}
+
+TEST(SagaParseTest, RejectsHostsThatAreNotDnsNamesOrIpAddresses) {
+  const std::vector<std::string> bad = {
+      "unix-abstract:name:1/S/M",       // abstract unix socket
+      "unix:sock:1/S/M",                // unix socket
+      "unix:///tmp/s:1/S/M",            // unix socket, URI form
+      "vsock:3:1/S/M",                  // vsock
+      "xds:svc:1/S/M",                  // xDS resolver
+      "dns:///h:1/S/M",                 // explicit DNS resolver
+      "ipv4:127.0.0.1:1/S/M",           // gRPC's address list resolver
+      "::1:8080/S/M",                   // IPv6 without brackets
+      "[::1%25eth0]:1/S/M",             // IPv6 zone id
+      "[fe80::1%eth0]:1/S/M",           // IPv6 zone id
+      "[nothex]:1/S/M",                 // brackets around a name
+      "[127.0.0.1]:1/S/M",              // brackets around IPv4
+      "10.1:1/S/M",                     // numeric last label: a short IPv4
+      "2130706433:1/S/M",               // a decimal IPv4
+      "300.1.1.1:1/S/M",                // not an IPv4 address
+      "-h:1/S/M",                       // label starting with '-'
+      "a..b:1/S/M",                     // empty label
+      std::string(64, 'a') + ":1/S/M",  // label over 63 bytes
+      "h@x:1/S/M",                      // user info
+      "h%2e:1/S/M",                     // escapes
+  };
+  for (const std::string& url : bad) {
+    SCOPED_TRACE(url);
+    ExpectInvalid(Parse(ActionSteps(url), Payloads(1)), "Steps[0].action: ");
+  }
+  auto unix_socket = Parse(ActionSteps("unix-abstract:x:1/S/M"), Payloads(1));
+  EXPECT_TRUE(absl::StrContains(unix_socket.status().message(),
+                                "not a DNS name or an IP address"))
+      << unix_socket.status();
+  auto scheme = Parse(ActionSteps("dns:///h:1/S/M"), Payloads(1));
+  EXPECT_TRUE(absl::StrContains(scheme.status().message(), "scheme 'dns://'"))
+      << scheme.status();
+}
+
+TEST(SagaParseTest, RejectsHttpUrlsSayingTheyAreNotSupportedYet) {
+  for (absl::string_view url :
+       {"http://localhost:8080/api/busi/TransOut", "HTTPS://h/x"}) {
+    auto def = Parse(ActionSteps(url), Payloads(1));
+    ExpectInvalid(def, "Steps[0].action: HTTP branches are not supported yet");
+  }
+}
+
+TEST(SagaParseTest, AcceptsDnsNamesAndIpAddressesAsHosts) {
+  for (const std::string& url : std::vector<std::string>{
+           "my_svc-1.ns.svc.cluster.local.:1/S/M", "[2001:db8::1]:443/a.B/C",
+           "192.168.0.1:80/a.b.v1.Svc/Do_It", "x1:1/S/M", "a.b-c:1/S/M-1",
+           std::string(63, 'a') + ":1/S/M"}) {
+    auto def = Parse(ActionSteps(url), Payloads(1));
+    EXPECT_TRUE(def.ok()) << url << ": " << def.status();
+  }
+}
+
+TEST(SagaParseTest, BranchTargetsAlwaysUseTheDnsResolver) {
+  // A host that happens to be named like a gRPC resolver stays a host.
+  absl::StatusOr<BranchTarget> target = ParseBranchUrl("unix:80/pkg.Svc/M");
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->target, "unix:80");
+  EXPECT_EQ(target->ChannelTarget(), "dns:///unix:80");
+  EXPECT_EQ(target->method, "/pkg.Svc/M");
+}
+
 TEST(SagaParseTest, RejectsUrlsLongerThanTheLimit) {
   SagaLimits limits;
   limits.max_url_bytes = 40;
@@ -219,7 +309,42 @@ TEST(SagaParseTest, RejectsMoreStepsThanTheLimit) {
   limits.max_steps = 3;
   EXPECT_TRUE(Parse(Steps(3), Payloads(3), "", limits).ok());
   ExpectInvalid(Parse(Steps(4), Payloads(4), "", limits),
-                "Steps: 4 steps, more than the limit of 3");
+                "Steps: more than the limit of 3 steps");
+}
+
+TEST(SagaParseTest, StopsReadingStepsAtTheLimit) {
+  SagaLimits limits;
+  limits.max_steps = 3;
+  // What follows the fourth step is never read: not even its syntax.
+  ExpectInvalid(Parse("[{},{},{},{} this is not JSON", {}, "", limits),
+                "Steps: more than the limit of 3 steps");
+}
+
+TEST(SagaParseTest, RefusesSixteenMebibytesOfEmptySteps) {
+  std::string steps = "[";
+  steps.reserve(16 << 20);
+  while (steps.size() < (16 << 20) - 3) steps += "{},";
+  steps += "{}]";
+  ExpectInvalid(Parse(steps, {}), "Steps: more than the limit of 1000 steps");
+}
+
+TEST(SagaParseTest, RejectsJsonNestedDeeperThanTheLimit) {
+  SagaLimits limits;
+  limits.max_json_depth = 8;
+  auto arrays = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  // Steps' array and the step's object are 2 of the 8 levels.
+  EXPECT_TRUE(
+      Parse(absl::StrCat(R"([{"x":)", arrays(6), "}]"), Payloads(1), "", limits)
+          .ok());
+  ExpectInvalid(Parse(absl::StrCat(R"([{"x":)", arrays(7), "}]"), Payloads(1),
+                      "", limits),
+                "Steps: nested deeper than 8 levels");
+  EXPECT_TRUE(Parse(Steps(1), Payloads(1),
+                    absl::StrCat(R"({"x":)", arrays(7), "}"), limits)
+                  .ok());
+  ExpectInvalid(Parse(Steps(1), Payloads(1),
+                      absl::StrCat(R"({"x":)", arrays(8), "}"), limits),
+                "CustomedData: nested deeper than 8 levels");
 }
 
 TEST(SagaParseTest, RejectsPayloadCountDifferentFromStepCount) {
@@ -329,6 +454,48 @@ TEST(SagaParseTest, RejectsOrdersIndicesOutOfRangeNamingThem) {
   ExpectInvalid(
       Parse(Steps(2), Payloads(2), prefix + "[18446744073709551615]}}"),
       "CustomedData.orders[\"1\"]: step 18446744073709551615 out of range");
+}
+
+TEST(SagaParseTest, OrdersAreDeduplicatedAcrossKeysNamingOneStep) {
+  auto def = Parse(Steps(4), Payloads(4),
+                   R"({"concurrent":true,"orders":{"3":[0,0,1],"03":[1,2,0],)"
+                   R"("3":[2]}})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->orders[3], Ints({0, 1, 2}));
+}
+
+TEST(SagaParseTest, RejectsMoreOrderEntriesThanTheLimitCountingDuplicates) {
+  SagaLimits limits;
+  limits.max_order_edges = 4;
+  const std::string prefix = R"({"concurrent":true,"orders":)";
+  EXPECT_TRUE(
+      Parse(Steps(3), Payloads(3), prefix + R"({"1":[0,0],"2":[0,1]}})", limits)
+          .ok());
+  ExpectInvalid(Parse(Steps(3), Payloads(3),
+                      prefix + R"({"1":[0,0,0],"2":[0,1]}})", limits),
+                "CustomedData.orders: more than the limit of 4 entries");
+  // Sequential sagas ignore orders, but still within the limit.
+  ExpectInvalid(Parse(Steps(3), Payloads(3),
+                      R"({"orders":{"1":[0,0,0],"2":[0,1]}})", limits),
+                "CustomedData.orders: more than the limit of 4 entries");
+}
+
+TEST(SagaParseTest, AllToAllOrdersOfAThousandStepsAreOverTheDefaultLimit) {
+  // Step i after every step before it: 499500 entries.
+  std::string orders = R"({"concurrent":true,"orders":{)";
+  for (int i = 1; i < 1000; ++i) {
+    absl::StrAppend(&orders, i > 1 ? "," : "", "\"", i, "\":[");
+    for (int j = 0; j < i; ++j) absl::StrAppend(&orders, j ? "," : "", j);
+    orders += "]";
+  }
+  orders += "}}";
+  ExpectInvalid(Parse(Steps(1000), Payloads(1000), orders),
+                "CustomedData.orders: more than the limit of 10000 entries");
+  SagaLimits limits;
+  limits.max_order_edges = 500000;
+  auto def = Parse(Steps(1000), Payloads(1000), orders, limits);
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->orders[999].size(), 999u);
 }
 
 TEST(SagaParseTest, RejectsAStepThatDependsOnItself) {
