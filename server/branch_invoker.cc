@@ -11,20 +11,22 @@
 
 namespace dtmd {
 
-std::shared_ptr<grpc::GenericStub> GrpcBranchInvoker::StubFor(
-    const std::string& target) {
-  absl::MutexLock lock(&mu_);
-  auto it = stubs_.find(target);
-  if (it != stubs_.end()) return it->second;
+namespace {
+
+std::shared_ptr<grpc::GenericStub> MakeStub(const std::string& target) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   // Reconnect quickly after a branch service restarts.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  auto stub = std::make_shared<grpc::GenericStub>(grpc::CreateCustomChannel(
+  return std::make_shared<grpc::GenericStub>(grpc::CreateCustomChannel(
       target, grpc::InsecureChannelCredentials(), args));
-  stubs_.emplace(target, stub);
-  return stub;
 }
+
+}  // namespace
+
+GrpcBranchInvoker::GrpcBranchInvoker(ChannelCache::Options channels,
+                                     const Clock* clock)
+    : channels_(channels, clock, MakeStub) {}
 
 namespace {
 // Everything one in-flight call owns; deleted by its completion.
@@ -48,7 +50,7 @@ void GrpcBranchInvoker::Call(BranchCall call,
     return;
   }
   auto* in_flight = new InFlightCall;
-  in_flight->stub = StubFor(target->target);
+  in_flight->stub = channels_.Get(target->ChannelTarget());
   in_flight->done = std::move(done);
   in_flight->context.set_deadline(std::chrono::system_clock::now() +
                                   std::chrono::milliseconds(call.timeout_ms));

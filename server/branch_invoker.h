@@ -3,25 +3,26 @@
 // A branch URL is "host:port/package.Service/Method". The call is a unary
 // generic call of "/package.Service/Method" whose request body is the stored
 // payload bytes, sent unchanged; the reply body is ignored. One channel is
-// kept per target and shared by every call to it.
+// kept per target and shared by every call to it, in a bounded cache that
+// drops idle channels (channel_cache.h).
 #ifndef DTMD_SERVER_BRANCH_INVOKER_H_
 #define DTMD_SERVER_BRANCH_INVOKER_H_
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "server/channel_cache.h"
+#include "server/timer_queue.h"
 
 namespace dtmd {
 
@@ -54,20 +55,18 @@ class BranchInvoker {
 
 class GrpcBranchInvoker : public BranchInvoker {
  public:
-  GrpcBranchInvoker() = default;
+  // `clock` (for channel idleness) is not owned and must outlive this.
+  explicit GrpcBranchInvoker(ChannelCache::Options channels = {},
+                             const Clock* clock = SystemClock::Get());
   void Call(BranchCall call, std::function<void(BranchAnswer)> done) override;
   void CancelAll() override;
 
  private:
-  std::shared_ptr<grpc::GenericStub> StubFor(const std::string& target);
-
   absl::Mutex calls_mu_;
   absl::flat_hash_set<grpc::ClientContext*> in_flight_
       ABSL_GUARDED_BY(calls_mu_);
 
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<grpc::GenericStub>> stubs_
-      ABSL_GUARDED_BY(mu_);
+  ChannelCache channels_;
 };
 
 }  // namespace dtmd

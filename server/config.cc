@@ -45,6 +45,17 @@ ABSL_FLAG(int64_t, store_max_queued_bytes, int64_t{256} << 20,
 ABSL_FLAG(int64_t, testing_fail_wal_sync_after, -1,
           "For tests only: WAL syncs after the first N fail, as a failing "
           "disk would (dtmd must exit 3). -1: off.");
+ABSL_FLAG(int, max_branch_headers_bytes, 4096,
+          "Largest BranchHeaders as gRPC counts metadata: names + values + 32 "
+          "bytes per entry (gRPC peers accept 8 KiB of metadata by default).");
+ABSL_FLAG(int64_t, max_request_timeout, 300,
+          "Largest accepted RequestTimeout, seconds.");
+ABSL_FLAG(int, max_order_edges, 10000,
+          "Most entries in a saga's CustomedData.orders lists together.");
+ABSL_FLAG(int, max_branch_channels, 1024,
+          "Most gRPC channels to branch targets kept open.");
+ABSL_FLAG(int64_t, branch_channel_idle, 600,
+          "A branch channel unused this long (seconds) is closed.");
 ABSL_FLAG(int, worker_threads, 0, "Engine threads; 0 = number of cores.");
 ABSL_FLAG(int, max_active_transactions, 20000,
           "Most transactions driven at once; more wait in the due index.");
@@ -117,6 +128,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.store_max_queued_bytes = absl::GetFlag(FLAGS_store_max_queued_bytes);
   c.testing_fail_wal_sync_after =
       absl::GetFlag(FLAGS_testing_fail_wal_sync_after);
+  c.max_branch_headers_bytes = absl::GetFlag(FLAGS_max_branch_headers_bytes);
+  c.max_request_timeout_s = absl::GetFlag(FLAGS_max_request_timeout);
+  c.max_order_edges = absl::GetFlag(FLAGS_max_order_edges);
+  c.max_branch_channels = absl::GetFlag(FLAGS_max_branch_channels);
+  c.branch_channel_idle_s = absl::GetFlag(FLAGS_branch_channel_idle);
   c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
   c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
@@ -139,12 +155,23 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_steps", c.max_steps),
         Positive("max_request_bytes", c.max_request_bytes),
         Positive("max_branch_headers", c.max_branch_headers),
+        Positive("max_branch_headers_bytes", c.max_branch_headers_bytes),
+        Positive("max_request_timeout", c.max_request_timeout_s),
+        Positive("max_order_edges", c.max_order_edges),
+        Positive("max_branch_channels", c.max_branch_channels),
+        Positive("branch_channel_idle", c.branch_channel_idle_s),
         Positive("max_active_transactions", c.max_active_transactions),
         Positive("max_queued_events", c.max_queued_events),
         Positive("grpc_memory_mib", c.grpc_memory_mib),
         Positive("store_max_queued_writes", c.store_max_queued_writes),
         Positive("store_max_queued_bytes", c.store_max_queued_bytes)}) {
     if (!s.ok()) return s;
+  }
+  if (c.request_timeout_s > c.max_request_timeout_s) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--request_timeout (", c.request_timeout_s,
+                     ") must not exceed --max_request_timeout (",
+                     c.max_request_timeout_s, ")"));
   }
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");

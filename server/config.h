@@ -32,6 +32,17 @@ struct Config {
   int max_url_bytes = 1024;
   int64_t max_request_bytes = 16 << 20;
   int max_branch_headers = 64;
+  // BranchHeaders' size as gRPC counts metadata (name + value + 32 bytes per
+  // entry, -bin values base64-encoded). gRPC peers refuse more than 8 KiB of
+  // metadata by default; the rest leaves room for dtm-* and gRPC's own.
+  int max_branch_headers_bytes = 4096;
+  int64_t max_request_timeout_s = 300;  // cap on RequestTimeout.
+  int max_order_edges = 10000;          // entries in a saga's orders lists.
+
+  // Branch channels: one per host:port, at most this many (least recently
+  // used dropped first), and dropped after this long unused.
+  int max_branch_channels = 1024;
+  int64_t branch_channel_idle_s = 600;
 
   // Store (storage/rocksdb_store.h).
   bool accept_data_loss = false;  // open a damaged store anyway.

@@ -5,6 +5,9 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/empty.pb.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/slice.h"
 #include "server/grpc_status.h"
 #include "server/request_validation.h"
 #include "storage/store.h"
@@ -22,6 +25,40 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 ReplyCallback FinishLater(grpc::ServerUnaryReactor* reactor) {
   return
       [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); };
+}
+
+// A request body as `message`; INVALID_ARGUMENT when the bytes are not a
+// valid encoding of it (proto3 strings must also be valid UTF-8).
+absl::Status ParseBody(const grpc::ByteBuffer& body,
+                       google::protobuf::MessageLite* message) {
+  grpc::ByteBuffer shared(body);  // the reader consumes its buffer.
+  grpc::ProtoBufferReader reader(&shared);
+  if (!reader.status().ok() || !message->ParseFromZeroCopyStream(&reader)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request: not a valid ", message->GetTypeName(),
+                     " message (protobuf wire format, UTF-8 strings)"));
+  }
+  return absl::OkStatus();
+}
+
+void SetBody(const google::protobuf::MessageLite& message,
+             grpc::ByteBuffer* body) {
+  grpc::Slice slice(message.SerializeAsString());
+  *body = grpc::ByteBuffer(&slice, 1);
+}
+
+// Parses the body as a Request, sets the reply to an Empty message (what most
+// methods answer; `handler` may set another), and returns handler(request).
+template <typename Request, typename Handler>
+grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
+                                const grpc::ByteBuffer* body,
+                                grpc::ByteBuffer* reply, Handler handler) {
+  Request request;
+  if (absl::Status s = ParseBody(*body, &request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  SetBody(google::protobuf::Empty(), reply);
+  return handler(request);
 }
 
 // The modes still to come: the request is well-formed but not served yet.
@@ -67,10 +104,15 @@ std::string NewRandomGid() {
 }
 
 grpc::ServerUnaryReactor* DtmService::NewGid(
-    grpc::CallbackServerContext* context, const google::protobuf::Empty*,
-    dtmgimp::DtmGidReply* reply) {
-  reply->set_gid(NewRandomGid());
-  return FinishNow(context, absl::OkStatus());
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<google::protobuf::Empty>(
+      context, body, reply, [&](const google::protobuf::Empty&) {
+        dtmgimp::DtmGidReply gid;
+        gid.set_gid(NewRandomGid());
+        SetBody(gid, reply);
+        return FinishNow(context, absl::OkStatus());
+      });
 }
 
 namespace {
@@ -96,72 +138,99 @@ grpc::ServerUnaryReactor* AcceptSaga(Engine* engine,
 }  // namespace
 
 grpc::ServerUnaryReactor* DtmService::Submit(
-    grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-    google::protobuf::Empty*) {
-  const bool wait_result = request->transoptions().waitresult();
-  return AcceptSaga(
-      engine_, context, *request, storage::kStatusSubmitted,
-      [this, wait_result](NewTransaction txn, ReplyCallback done) {
-        engine_->Submit(std::move(txn), wait_result, std::move(done));
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<dtmgimp::DtmRequest>(
+      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+        const bool wait_result = request.transoptions().waitresult();
+        return AcceptSaga(
+            engine_, context, request, storage::kStatusSubmitted,
+            [this, wait_result](NewTransaction txn, ReplyCallback done) {
+              engine_->Submit(std::move(txn), wait_result, std::move(done));
+            });
       });
 }
 
 grpc::ServerUnaryReactor* DtmService::Prepare(
-    grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-    google::protobuf::Empty*) {
-  return AcceptSaga(engine_, context, *request, storage::kStatusPrepared,
-                    [this](NewTransaction txn, ReplyCallback done) {
-                      engine_->Prepare(std::move(txn), std::move(done));
-                    });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<dtmgimp::DtmRequest>(
+      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+        return AcceptSaga(engine_, context, request, storage::kStatusPrepared,
+                          [this](NewTransaction txn, ReplyCallback done) {
+                            engine_->Prepare(std::move(txn), std::move(done));
+                          });
+      });
 }
 
 grpc::ServerUnaryReactor* DtmService::Abort(
-    grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-    google::protobuf::Empty*) {
-  if (absl::Status s = CheckRequestHead(*request, engine_); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  engine_->Abort(request->gid(), request->transtype(), FinishLater(reactor));
-  return reactor;
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<dtmgimp::DtmRequest>(
+      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+        if (absl::Status s = CheckRequestHead(request, engine_); !s.ok()) {
+          return FinishNow(context, s);
+        }
+        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+        engine_->Abort(request.gid(), request.transtype(),
+                       FinishLater(reactor));
+        return reactor;
+      });
 }
 
 grpc::ServerUnaryReactor* DtmService::RegisterBranch(
-    grpc::CallbackServerContext* context,
-    const dtmgimp::DtmBranchRequest* request, google::protobuf::Empty*) {
-  if (absl::Status s =
-          ValidateGid(request->gid(), engine_->config().max_gid_bytes);
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
-  return FinishNow(context, NotYetSupported(request->transtype()));
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<dtmgimp::DtmBranchRequest>(
+      context, body, reply, [&](const dtmgimp::DtmBranchRequest& request) {
+        if (absl::Status s =
+                ValidateGid(request.gid(), engine_->config().max_gid_bytes);
+            !s.ok()) {
+          return FinishNow(context, s);
+        }
+        return FinishNow(context, NotYetSupported(request.transtype()));
+      });
 }
 
 grpc::ServerUnaryReactor* DtmService::PrepareWorkflow(
-    grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-    dtmgimp::DtmProgressesReply*) {
-  return FinishNow(context, NotYetSupported("workflow"));
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<dtmgimp::DtmRequest>(
+      context, body, reply, [&](const dtmgimp::DtmRequest&) {
+        return FinishNow(context, NotYetSupported("workflow"));
+      });
 }
 
+namespace {
+
+grpc::ServerUnaryReactor* TopicsNotYetSupported(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return Serve<dtmgimp::DtmTopicRequest>(
+      context, body, reply, [&](const dtmgimp::DtmTopicRequest&) {
+        return FinishNow(
+            context, absl::UnimplementedError("topics are not supported yet"));
+      });
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* DtmService::Subscribe(
-    grpc::CallbackServerContext* context,
-    const dtmgimp::DtmTopicRequest* request, google::protobuf::Empty*) {
-  return FinishNow(context,
-                   absl::UnimplementedError("topics are not supported yet"));
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return TopicsNotYetSupported(context, body, reply);
 }
 
 grpc::ServerUnaryReactor* DtmService::Unsubscribe(
-    grpc::CallbackServerContext* context,
-    const dtmgimp::DtmTopicRequest* request, google::protobuf::Empty*) {
-  return FinishNow(context,
-                   absl::UnimplementedError("topics are not supported yet"));
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return TopicsNotYetSupported(context, body, reply);
 }
 
 grpc::ServerUnaryReactor* DtmService::DeleteTopic(
-    grpc::CallbackServerContext* context,
-    const dtmgimp::DtmTopicRequest* request, google::protobuf::Empty*) {
-  return FinishNow(context,
-                   absl::UnimplementedError("topics are not supported yet"));
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
+    grpc::ByteBuffer* reply) {
+  return TopicsNotYetSupported(context, body, reply);
 }
 
 }  // namespace dtmd

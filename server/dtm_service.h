@@ -5,45 +5,60 @@
 #define DTMD_SERVER_DTM_SERVICE_H_
 
 #include "dtmgimp.grpc.pb.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "server/engine.h"
 
 namespace dtmd {
 
-class DtmService final : public dtmgimp::Dtm::CallbackService {
+// Every method is raw (ByteBuffer in and out): the typed handlers answer a
+// body that is not a valid message with UNIMPLEMENTED and no message, while
+// PROTOCOL.md section 4 wants INVALID_ARGUMENT saying what is wrong. Each
+// method parses its request message itself and serializes its reply.
+// Reflection still describes the service: it reads the descriptors, which do
+// not depend on how the handlers are registered.
+using DtmRawService = dtmgimp::Dtm::WithRawCallbackMethod_NewGid<
+    dtmgimp::Dtm::WithRawCallbackMethod_Submit<
+        dtmgimp::Dtm::WithRawCallbackMethod_Prepare<
+            dtmgimp::Dtm::WithRawCallbackMethod_Abort<
+                dtmgimp::Dtm::WithRawCallbackMethod_RegisterBranch<
+                    dtmgimp::Dtm::WithRawCallbackMethod_PrepareWorkflow<
+                        dtmgimp::Dtm::WithRawCallbackMethod_Subscribe<
+                            dtmgimp::Dtm::WithRawCallbackMethod_Unsubscribe<
+                                dtmgimp::Dtm::WithRawCallbackMethod_DeleteTopic<
+                                    dtmgimp::Dtm::Service>>>>>>>>>;
+
+class DtmService final : public DtmRawService {
  public:
   // `engine` is not owned and must outlive the service.
   explicit DtmService(Engine* engine) : engine_(engine) {}
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
-                                   const google::protobuf::Empty* request,
-                                   dtmgimp::DtmGidReply* reply) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* reply) override;
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
-                                   const dtmgimp::DtmRequest* request,
-                                   google::protobuf::Empty* reply) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* reply) override;
   grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
-                                    const dtmgimp::DtmRequest* request,
-                                    google::protobuf::Empty* reply) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* reply) override;
   grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
-                                  const dtmgimp::DtmRequest* request,
-                                  google::protobuf::Empty* reply) override;
-  grpc::ServerUnaryReactor* RegisterBranch(
-      grpc::CallbackServerContext* context,
-      const dtmgimp::DtmBranchRequest* request,
-      google::protobuf::Empty* reply) override;
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* reply) override;
+  grpc::ServerUnaryReactor* RegisterBranch(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* reply) override;
   grpc::ServerUnaryReactor* PrepareWorkflow(
-      grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-      dtmgimp::DtmProgressesReply* reply) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* reply) override;
   grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
-                                      const dtmgimp::DtmTopicRequest* request,
-                                      google::protobuf::Empty* reply) override;
-  grpc::ServerUnaryReactor* Unsubscribe(
-      grpc::CallbackServerContext* context,
-      const dtmgimp::DtmTopicRequest* request,
-      google::protobuf::Empty* reply) override;
-  grpc::ServerUnaryReactor* DeleteTopic(
-      grpc::CallbackServerContext* context,
-      const dtmgimp::DtmTopicRequest* request,
-      google::protobuf::Empty* reply) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* reply) override;
+  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* reply) override;
+  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* reply) override;
 
  private:
   Engine* const engine_;

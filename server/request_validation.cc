@@ -25,6 +25,15 @@ absl::Status CheckSeconds(const char* field, int64_t value) {
   return absl::OkStatus();
 }
 
+// gRPC's (and HPACK's) per-entry overhead in the metadata size it checks.
+constexpr int64_t kMetadataEntryOverhead = 32;
+
+// A value's size on the wire: -bin values travel base64-encoded.
+int64_t MetadataValueBytes(absl::string_view key, absl::string_view value) {
+  if (!absl::EndsWith(key, "-bin")) return value.size();
+  return (static_cast<int64_t>(value.size()) + 2) / 3 * 4;
+}
+
 bool IsHeaderKeyChar(char c) {
   return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' ||
          c == '_' || c == '.';
@@ -68,6 +77,11 @@ absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
         CheckSeconds("RequestTimeout", options.requesttimeout())}) {
     if (!s.ok()) return s;
   }
+  if (options.requesttimeout() > config.max_request_timeout_s) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TransOptions.RequestTimeout: ", options.requesttimeout(),
+        " seconds, more than the limit of ", config.max_request_timeout_s));
+  }
   if (options.retrylimit() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("TransOptions.RetryLimit: must not be negative, got ",
@@ -77,6 +91,18 @@ absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
     return absl::InvalidArgumentError(absl::StrCat(
         "TransOptions.BranchHeaders: ", options.branchheaders_size(),
         " entries, more than the limit of ", config.max_branch_headers));
+  }
+  int64_t metadata_bytes = 0;
+  for (const auto& [key, value] : options.branchheaders()) {
+    metadata_bytes +=
+        key.size() + MetadataValueBytes(key, value) + kMetadataEntryOverhead;
+  }
+  if (metadata_bytes > config.max_branch_headers_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TransOptions.BranchHeaders: ", metadata_bytes,
+        " bytes as gRPC metadata (names + values + 32 per entry), more than "
+        "the limit of ",
+        config.max_branch_headers_bytes));
   }
   for (const auto& [key, value] : options.branchheaders()) {
     std::string field = absl::StrCat("TransOptions.BranchHeaders['",
@@ -125,6 +151,7 @@ absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
   txn::SagaLimits limits;
   limits.max_steps = config.max_steps;
   limits.max_url_bytes = config.max_url_bytes;
+  limits.max_order_edges = config.max_order_edges;
   absl::StatusOr<txn::SagaDefinition> saga = txn::ParseSaga(
       request.gid(), request.steps(), payloads, request.customeddata(), limits);
   if (!saga.ok()) return saga.status();

@@ -22,8 +22,11 @@ absl::Status ValidateGid(absl::string_view gid, int max_bytes);
 // TransType: one of saga, tcc, msg, xa, workflow.
 absl::Status ValidateTransType(absl::string_view trans_type);
 
-// Non-negative, bounded timings; BranchHeaders that gRPC accepts as metadata
-// and that do not shadow the dtm-* headers.
+// Timings 0..2^30 s, RequestTimeout at most config.max_request_timeout_s,
+// RetryLimit >= 0; BranchHeaders that gRPC accepts as metadata (at most
+// config.max_branch_headers entries and config.max_branch_headers_bytes as
+// gRPC counts them, valid names and values) and that do not shadow the dtm-*
+// headers. INVALID_ARGUMENT naming the field otherwise.
 absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
                              const Config& config);
 

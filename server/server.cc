@@ -37,7 +37,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
       storage::RocksDBStore::Open(store_options);
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
-  server->invoker_ = std::make_unique<GrpcBranchInvoker>();
+  ChannelCache::Options channels;
+  channels.max_channels = config.max_branch_channels;
+  channels.idle_ms = config.branch_channel_idle_s * 1000;
+  server->invoker_ =
+      std::make_unique<GrpcBranchInvoker>(channels, SystemClock::Get());
   server->engine_ = std::make_unique<Engine>(
       config, server->store_.get(), server->invoker_.get(), SystemClock::Get());
   server->dtm_service_ = std::make_unique<DtmService>(server->engine_.get());
