@@ -1,5 +1,6 @@
 #include "server/branch_invoker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -13,6 +14,38 @@ namespace dtmd {
 
 namespace {
 
+bool IsContinuation(unsigned char c) { return (c & 0xc0) == 0x80; }
+
+// The length of the valid UTF-8 sequence at the start of `text` (the rules
+// protobuf checks: no overlong forms, no surrogates, at most U+10FFFF), or 0.
+size_t Utf8SequenceLength(absl::string_view text) {
+  const unsigned char c = text[0];
+  if (c < 0x80) return 1;
+  size_t length = 0;
+  unsigned char low = 0x80;  // bounds of the second byte.
+  unsigned char high = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    length = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    length = 3;
+    if (c == 0xe0) low = 0xa0;
+    if (c == 0xed) high = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    length = 4;
+    if (c == 0xf0) low = 0x90;
+    if (c == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (text.size() < length) return 0;
+  const unsigned char second = text[1];
+  if (second < low || second > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if (!IsContinuation(text[i])) return 0;
+  }
+  return length;
+}
+
 std::shared_ptr<grpc::GenericStub> MakeStub(const std::string& target) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
@@ -23,6 +56,24 @@ std::shared_ptr<grpc::GenericStub> MakeStub(const std::string& target) {
 }
 
 }  // namespace
+
+std::string BranchAnswerMessage(absl::string_view message) {
+  std::string out;
+  out.reserve(std::min(message.size(), kMaxBranchAnswerMessageBytes));
+  while (!message.empty()) {
+    size_t length = Utf8SequenceLength(message);
+    const bool valid = length > 0;
+    if (!valid) length = 1;  // one '?' for the byte.
+    if (out.size() + length > kMaxBranchAnswerMessageBytes) break;
+    if (valid) {
+      out.append(message.data(), length);
+    } else {
+      out.push_back('?');
+    }
+    message.remove_prefix(length);
+  }
+  return out;
+}
 
 GrpcBranchInvoker::GrpcBranchInvoker(ChannelCache::Options channels,
                                      const Clock* clock)
@@ -68,7 +119,7 @@ void GrpcBranchInvoker::Call(BranchCall call,
       &in_flight->request, &in_flight->response,
       [this, in_flight](grpc::Status status) {
         BranchAnswer answer{static_cast<int>(status.error_code()),
-                            status.error_message()};
+                            BranchAnswerMessage(status.error_message())};
         std::function<void(BranchAnswer)> done = std::move(in_flight->done);
         {
           absl::MutexLock lock(&calls_mu_);

@@ -34,8 +34,20 @@ struct BranchCall {
   std::vector<std::pair<std::string, std::string>> metadata;
 };
 
-// What the branch answered: a gRPC status code and message. Transport
-// failures and deadlines arrive as UNAVAILABLE / DEADLINE_EXCEEDED etc.
+// The longest answer message dtmd keeps (as last_error and rollback reason).
+inline constexpr size_t kMaxBranchAnswerMessageBytes = 1024;
+
+// A branch's status message as dtmd keeps it: the first bytes of `message`
+// that fit in kMaxBranchAnswerMessageBytes, cut at a character boundary, with
+// every byte that is not part of valid UTF-8 replaced by '?'. Why: the
+// message goes into proto3 string fields of stored records, which protobuf
+// refuses to read back unless they are UTF-8, and a branch may answer with
+// any bytes and any length, on every retry.
+std::string BranchAnswerMessage(absl::string_view message);
+
+// What the branch answered: a gRPC status code and message (already passed
+// through BranchAnswerMessage by GrpcBranchInvoker). Transport failures and
+// deadlines arrive as UNAVAILABLE / DEADLINE_EXCEEDED etc.
 struct BranchAnswer {
   int code = 0;
   std::string message;

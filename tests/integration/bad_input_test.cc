@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -414,6 +415,26 @@ TEST_F(BadInputTest, OrdersOverTheEntryCap) {
   r.set_steps(steps + "]");
   r.set_customeddata(orders + "}}");
   ExpectInvalid(r, "CustomedData.orders: more than the limit of 10000");
+}
+
+TEST_F(BadInputTest, BranchAnswerMessageThatIsHugeAndNotUtf8IsKeptShort) {
+  // Stored as is, a message that is not UTF-8 made the saga's records
+  // unreadable (proto3 strings), and a long one was rewritten on each retry.
+  const std::string method = Method("HugeNonUtf8Failure");
+  branches_->SetScript(method,
+                       {{grpc::StatusCode::ABORTED,
+                         "bad \xff\xfe answer " + std::string(5000, 'x')}});
+  auto r = ValidRequest();
+  r.set_steps(absl::StrCat(R"([{"action":")", branches_->Url(method), "\"}]"));
+  ASSERT_TRUE(Submit(r).ok());
+  auto reply = dtmd_->WaitForStatus(r.gid(), {"failed"}, absl::Seconds(30));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  const std::string& reason = reply->transaction().rollback_reason();
+  EXPECT_EQ(reason.size(), 1024u);
+  EXPECT_TRUE(absl::StartsWith(reason, "bad ?? answer xxx")) << reason;
+  for (const auto& branch : reply->branches()) {
+    EXPECT_LE(branch.last_error().size(), 1024u);
+  }
 }
 
 TEST_F(BadInputTest, GidReusedWithAnotherTransType) {
