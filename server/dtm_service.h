@@ -12,7 +12,7 @@ namespace dtmd {
 
 // Every method is raw (ByteBuffer in and out): the typed handlers answer a
 // body that is not a valid message with UNIMPLEMENTED and no message, while
-// PROTOCOL.md section 4 wants INVALID_ARGUMENT saying what is wrong. Each
+// docs/protocol.md section 4 wants INVALID_ARGUMENT saying what is wrong. Each
 // method parses its request message itself and serializes its reply.
 // Reflection still describes the service: it reads the descriptors, which do
 // not depend on how the handlers are registered.
