@@ -26,6 +26,8 @@ using ::testing::HasSubstr;
 // The largest timing option dtmd accepts, in seconds (README: "huge timings"
 // are refused above it).
 constexpr int64_t kMaxTimingSeconds = int64_t{1} << 30;
+// RequestTimeout has its own, lower cap (--max_request_timeout, default).
+constexpr int64_t kMaxRequestTimeoutSeconds = 300;
 // The fixture's --max_retry_interval.
 constexpr int64_t kCapSeconds = 4;
 // A timer may fire this much before the millisecond a call records (clock
@@ -250,7 +252,7 @@ TEST_F(SagaTimingTest, HugeTimingsAreStoredExactlyAndTheBackoffIsCapped) {
   saga.Add(Url("A"), Url("CA"), "")
       .SetRetryInterval(kMaxTimingSeconds)
       .SetTimeoutToFail(kMaxTimingSeconds)
-      .SetRequestTimeout(kMaxTimingSeconds);
+      .SetRequestTimeout(kMaxRequestTimeoutSeconds);
   // Prepared: stored, not driven; the first look is 2^30 s away.
   ASSERT_TRUE(saga.Prepare().ok());
   auto reply = dtmd_->GetTransaction(gid);
