@@ -330,7 +330,16 @@ void TransactionRunner::Persist(bool synced) {
   if (!synced && !trans_dirty_ && dirty_branches_.empty()) return;
   std::vector<BranchRecord> branches;
   branches.reserve(dirty_branches_.size());
-  for (int position : dirty_branches_) branches.push_back(branches_[position]);
+  for (int position : dirty_branches_) {
+    // The store writes a branch's state only: no payload is copied.
+    const BranchRecord& branch = branches_[position];
+    BranchRecord& state = branches.emplace_back();
+    state.set_position(position);
+    state.set_status(branch.status());
+    state.set_finish_time_ms(branch.finish_time_ms());
+    state.set_last_error(branch.last_error());
+    state.set_call_count(branch.call_count());
+  }
   dirty_branches_.clear();
   // Writes complete in issue order, so the runner waits only for the writes
   // it must: a synced one (nothing follows until it is durable) and the one

@@ -79,6 +79,11 @@ class Store {
                                  Durability durability,
                                  StatusCallback done) = 0;
 
+  // UpdateTransaction and PutBranches write a branch's mutable state only
+  // (status, finish_time_ms, last_error, call_count); what was set at its
+  // creation (branch_id, op, url, bin_data, create_time_ms) is ignored and
+  // may be left empty, so that an answer never copies or rewrites a payload.
+  //
   // Writes `branches` (each at its position()) of gid unconditionally: for
   // the owner of a transaction recording branch results that change nothing
   // else. No read happens, so nothing is checked about the transaction.
