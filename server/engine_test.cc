@@ -42,15 +42,8 @@ using testing::HookedStore;
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = ::testing::TempDir() + "/engine_test_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::string cmd = "rm -rf '" + path_ + "'";
-    ASSERT_EQ(system(cmd.c_str()), 0);
-    storage::RocksDBStoreOptions options;
-    options.path = path_;
-    auto store = storage::RocksDBStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    store_ = testing::OpenEmptyStore("engine_test_");
+    ASSERT_NE(store_, nullptr);
     hooked_ = std::make_unique<HookedStore>(store_.get());
     config_.retry_interval_s = 1;
     config_.cron_interval_s = 1;
@@ -98,7 +91,6 @@ class EngineTest : public ::testing::Test {
     return status;
   }
 
-  std::string path_;
   Config config_;
   CountingInvoker invoker_;
   std::unique_ptr<storage::RocksDBStore> store_;

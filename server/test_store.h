@@ -7,16 +7,36 @@
 #define DTMD_SERVER_TEST_STORE_H_
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "storage/rocksdb_store.h"
 #include "storage/store.h"
 
 namespace dtmd::testing {
+
+// A RocksDBStore in a fresh directory named for the running test (`prefix`
+// + test name under the test's temp dir); null (with a test failure) if it
+// cannot be opened.
+inline std::unique_ptr<storage::RocksDBStore> OpenEmptyStore(
+    const std::string& prefix) {
+  const std::string path =
+      ::testing::TempDir() + "/" + prefix +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  EXPECT_EQ(system(("rm -rf '" + path + "'").c_str()), 0);
+  storage::RocksDBStoreOptions options;
+  options.path = path;
+  auto store = storage::RocksDBStore::Open(options);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
 
 class HookedStore : public storage::Store {
  public:

@@ -305,8 +305,10 @@ void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
     MaybeRetire();
     return;
   }
-  if (answer.message.size() > kMaxErrorBytes) {
-    answer.message.resize(kMaxErrorBytes);
+  // Any invoker's message is stored as the branch's last error: at most
+  // 1 KiB of valid UTF-8 (a stored text field must be UTF-8).
+  if (!answer.message.empty()) {
+    answer.message = BranchAnswerMessage(answer.message);
   }
   BranchRecord& branch = branches_[position];
   const txn::BranchOutcome outcome = txn::ClassifyAnswer(

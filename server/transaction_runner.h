@@ -36,8 +36,6 @@ namespace dtmd {
 class TransactionRunner
     : public std::enable_shared_from_this<TransactionRunner> {
  public:
-  // Longest branch error message kept in a branch record.
-  static constexpr size_t kMaxErrorBytes = 1024;
   // Branch results kept unwritten within a round before they are written.
   static constexpr int kMaxDeferredResults = 32;
 

@@ -194,14 +194,8 @@ class RunnerTest : public ::testing::Test {
   static void SetUpTestSuite() { txn::RegisterMode(new FakeMode()); }
 
   void SetUp() override {
-    path_ = ::testing::TempDir() + "/runner_test_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(system(("rm -rf '" + path_ + "'").c_str()), 0);
-    storage::RocksDBStoreOptions options;
-    options.path = path_;
-    auto store = storage::RocksDBStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    store_ = testing::OpenEmptyStore("runner_test_");
+    ASSERT_NE(store_, nullptr);
     hooked_ = std::make_unique<HookedStore>(store_.get());
     invoker_ = std::make_unique<ScriptedInvoker>(store_.get());
     config_.retry_interval_s = 1;
@@ -285,7 +279,6 @@ class RunnerTest : public ::testing::Test {
     return cond();
   }
 
-  std::string path_;
   Config config_;
   std::unique_ptr<storage::RocksDBStore> store_;
   std::unique_ptr<HookedStore> hooked_;
