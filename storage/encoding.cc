@@ -54,6 +54,11 @@ std::string BranchKey(absl::string_view gid, int32_t position) {
   return key;
 }
 
+absl::string_view BranchKeyGid(absl::string_view key) {
+  // gid '\0' position (4 bytes).
+  return key.size() > 5 ? key.substr(0, key.size() - 5) : absl::string_view();
+}
+
 int32_t BranchKeyPosition(absl::string_view key) {
   if (key.size() < 5 || key[key.size() - 5] != '\0') return -1;
   return static_cast<int32_t>(ReadBigEndian(key.substr(key.size() - 4)));

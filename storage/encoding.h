@@ -58,6 +58,9 @@ BranchRecord MergeBranch(absl::string_view gid, int32_t position,
                          const BranchDefinition* payload_source,
                          const BranchState& state);
 
+// The gid of a branch key (empty if malformed).
+absl::string_view BranchKeyGid(absl::string_view key);
+
 // Position encoded at the end of a branch key; -1 if malformed.
 int32_t BranchKeyPosition(absl::string_view key);
 

@@ -62,7 +62,7 @@ absl::StatusOr<TransRecord> RocksDBStore::GetTransaction(
 
 absl::StatusOr<std::vector<BranchRecord>> RocksDBStore::GetBranches(
     absl::string_view gid) {
-  return ReadBranches(impl_->db_, impl_->cfs_, gid, nullptr);
+  return ReadBranches(impl_->db_, impl_->cfs_, gid);
 }
 
 absl::StatusOr<std::vector<std::string>> RocksDBStore::ScanDue(int64_t until_ms,

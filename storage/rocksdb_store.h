@@ -4,11 +4,13 @@
 //   default        "dtmd.format" -> "2"  (refuses other layouts at open)
 //   trans          gid -> TransRecord
 //   branch_defs    gid '\0' position (4 bytes, big-endian) -> BranchDefinition
-//   branch_states  same key -> BranchState
+//                  (with the branch's state at creation)
+//   branch_states  same key -> BranchState (once the branch has changed)
 //   due            next_cron_time_ms (8 bytes, big-endian) gid -> ""
 //                  (unfinished transactions only)
 // A branch is split in two records so that an answer rewrites its small
-// state, never its payload; a saga step's action and compensation share one
+// state, never its payload (a new branch is one key: its definition carries
+// its initial state); a saga step's action and compensation share one
 // payload (stored in the first, referenced by the second). Gids are
 // printable ASCII, so '\0' cannot occur inside one and a branch prefix scan
 // over gid '\0' finds exactly that transaction's branches.
@@ -19,11 +21,12 @@
 // its last pass, evaluates each one's condition against the current state,
 // and puts the survivors into one WriteBatch, written without sync. Because
 // only the writer writes, a condition checked by the writer cannot be
-// raced. kNoSync callbacks run right after that write. kSync writes (failed
-// ones too, to keep the callback order) go on to a syncer thread, which
-// makes everything written so far durable with one WAL fsync (group commit)
-// and then runs their callbacks. So unsynced writes never wait behind an
-// fsync.
+// raced (later writes of a group see the records and branch counts staged
+// by earlier ones through a small overlay, not an indexed batch). kNoSync
+// callbacks run right after that write. kSync writes (failed ones too, to keep
+// the callback order) go on to a syncer thread, which makes everything written
+// so far durable with one WAL fsync (group commit) and then runs their
+// callbacks. So unsynced writes never wait behind an fsync.
 //
 // Faults (see store_health.h): a write that fails for a reason that may
 // pass (disk full) is answered UNAVAILABLE, WriteHealth() says so, and the

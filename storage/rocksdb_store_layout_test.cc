@@ -101,6 +101,37 @@ TEST_F(LayoutTest, SagaStepPayloadIsStoredOnce) {
             static_cast<size_t>(kMiB));
 }
 
+TEST_F(LayoutTest, NewBranchIsOneKeyAndKeepsItsStateUntilItChanges) {
+  BranchRecord done = Branch("01", "action");
+  done.set_status("succeed");
+  ASSERT_TRUE(Create(Trans("g1", kStatusSubmitted, 1),
+                     {Branch("01", "compensate"), done,
+                      Branch("02", "compensate"), Branch("02", "action")})
+                  .ok());
+  // The states at creation ride in the definitions.
+  std::vector<BranchRecord> branches = *store_->GetBranches("g1");
+  ASSERT_EQ(branches.size(), 4u);
+  EXPECT_EQ(branches[0].status(), "prepared");
+  EXPECT_EQ(branches[1].status(), "succeed");
+  // One branch changes: it reads back changed, the others as created, also
+  // after a reopen.
+  BranchRecord answered;
+  answered.set_position(3);
+  answered.set_status("failed");
+  answered.set_last_error("no");
+  StatusWaiter put;
+  store_->PutBranches("g1", {answered}, Durability::kNoSync, put.Callback());
+  ASSERT_TRUE(put.Wait().ok());
+  Reopen();
+  branches = *store_->GetBranches("g1");
+  ASSERT_EQ(branches.size(), 4u);
+  EXPECT_EQ(branches[1].status(), "succeed");
+  EXPECT_EQ(branches[2].status(), "prepared");
+  EXPECT_EQ(branches[3].status(), "failed");
+  EXPECT_EQ(branches[3].last_error(), "no");
+  EXPECT_EQ(branches[3].branch_id(), "02");
+}
+
 // Moves one transaction's due entry forward `updates` times, leaving a
 // tombstone below the live entry each time.
 void MoveDueEntry(StoreTestBase* test, RocksDBStore* store, int updates) {

@@ -14,30 +14,16 @@
 namespace dtmd::storage {
 namespace {
 
-// Reads key in cf, through `overlay` when not null.
-rocksdb::Status Get(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                    absl::string_view key,
-                    rocksdb::WriteBatchWithIndex* overlay, std::string* value) {
-  rocksdb::Slice slice(key.data(), key.size());
-  return overlay == nullptr ? db->Get(rocksdb::ReadOptions(), cf, slice, value)
-                            : overlay->GetFromBatchAndDB(
-                                  db, rocksdb::ReadOptions(), cf, slice, value);
-}
-
-// An iterator over gid's branch keys in cf, through `overlay` when not null.
-// `bounds` keeps the bound the options point to alive.
+// An iterator over gid's branch keys in cf. `upper`, `upper_slice` and
+// `read_options` keep the bound the iterator uses alive.
 std::unique_ptr<rocksdb::Iterator> BranchIterator(
     rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, absl::string_view gid,
-    rocksdb::WriteBatchWithIndex* overlay, std::string* upper,
-    rocksdb::Slice* upper_slice, rocksdb::ReadOptions* read_options) {
+    std::string* upper, rocksdb::Slice* upper_slice,
+    rocksdb::ReadOptions* read_options) {
   *upper = BranchPrefixEnd(gid);
   *upper_slice = rocksdb::Slice(*upper);
   read_options->iterate_upper_bound = upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(*read_options, cf));
-  if (overlay != nullptr) {
-    it.reset(overlay->NewIteratorWithBase(cf, it.release(), read_options));
-  }
-  return it;
+  return std::unique_ptr<rocksdb::Iterator>(db->NewIterator(*read_options, cf));
 }
 
 template <typename Message>
@@ -53,48 +39,62 @@ absl::Status Corrupt(absl::string_view what, absl::string_view gid) {
 
 absl::StatusOr<TransRecord> ReadTrans(rocksdb::DB* db, const Families& cfs,
                                       absl::string_view gid,
-                                      rocksdb::WriteBatchWithIndex* overlay) {
+                                      const GroupOverlay* overlay) {
+  TransRecord record;
+  if (const std::string* staged =
+          overlay == nullptr ? nullptr : overlay->Trans(gid);
+      staged != nullptr) {
+    if (!record.ParseFromString(*staged)) return Corrupt("record", gid);
+    return record;
+  }
   std::string value;
-  rocksdb::Status s = Get(db, cfs.trans, gid, overlay, &value);
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cfs.trans,
+                              rocksdb::Slice(gid.data(), gid.size()), &value);
   if (s.IsNotFound()) {
     return absl::NotFoundError(absl::StrCat("transaction ", gid, " not found"));
   }
   if (!s.ok()) return FromRocks(s, "RocksDBStore: read trans");
-  TransRecord record;
   if (!record.ParseFromString(value)) return Corrupt("record", gid);
   return record;
 }
 
-absl::StatusOr<std::vector<BranchRecord>> ReadBranches(
-    rocksdb::DB* db, const Families& cfs, absl::string_view gid,
-    rocksdb::WriteBatchWithIndex* overlay) {
+absl::StatusOr<std::vector<BranchRecord>> ReadBranches(rocksdb::DB* db,
+                                                       const Families& cfs,
+                                                       absl::string_view gid) {
   std::string def_upper, state_upper;
   rocksdb::Slice def_slice, state_slice;
   rocksdb::ReadOptions def_options, state_options;
   std::unique_ptr<rocksdb::Iterator> defs = BranchIterator(
-      db, cfs.branch_defs, gid, overlay, &def_upper, &def_slice, &def_options);
-  std::unique_ptr<rocksdb::Iterator> states =
-      BranchIterator(db, cfs.branch_states, gid, overlay, &state_upper,
-                     &state_slice, &state_options);
+      db, cfs.branch_defs, gid, &def_upper, &def_slice, &def_options);
+  std::unique_ptr<rocksdb::Iterator> states = BranchIterator(
+      db, cfs.branch_states, gid, &state_upper, &state_slice, &state_options);
   const std::string prefix = BranchPrefix(gid);
   std::vector<BranchDefinition> definitions;
   std::vector<BranchState> branch_states;
   std::vector<int32_t> positions;
-  // Both families hold the same keys: a definition and a state per branch.
-  for (defs->Seek(prefix), states->Seek(prefix); defs->Valid();
-       defs->Next(), states->Next()) {
-    if (!states->Valid() || states->key() != defs->key()) {
-      return Corrupt("branch state (missing)", gid);
-    }
-    if (!Parse(defs->value(), &definitions.emplace_back())) {
+  // Every branch has a definition, which holds its state at creation; a
+  // state key exists once the branch changed (never without a definition).
+  states->Seek(prefix);
+  for (defs->Seek(prefix); defs->Valid(); defs->Next()) {
+    BranchDefinition& definition = definitions.emplace_back();
+    if (!Parse(defs->value(), &definition)) {
       return Corrupt("branch definition", gid);
     }
-    if (!Parse(states->value(), &branch_states.emplace_back())) {
-      return Corrupt("branch state", gid);
+    if (states->Valid() && states->key().compare(defs->key()) < 0) {
+      return Corrupt("branch state (no definition)", gid);
+    }
+    if (states->Valid() && states->key() == defs->key()) {
+      if (!Parse(states->value(), &branch_states.emplace_back())) {
+        return Corrupt("branch state", gid);
+      }
+      states->Next();
+    } else {
+      branch_states.push_back(definition.initial_state());
     }
     positions.push_back(BranchKeyPosition(
         absl::string_view(defs->key().data(), defs->key().size())));
   }
+  if (states->Valid()) return Corrupt("branch state (no definition)", gid);
   if (!defs->status().ok()) {
     return FromRocks(defs->status(), "RocksDBStore: scan branches");
   }
@@ -123,31 +123,34 @@ absl::StatusOr<std::vector<BranchRecord>> ReadBranches(
 
 absl::StatusOr<int32_t> CountBranches(rocksdb::DB* db, const Families& cfs,
                                       absl::string_view gid,
-                                      rocksdb::WriteBatchWithIndex* overlay) {
+                                      const GroupOverlay* overlay) {
+  const int32_t staged = overlay == nullptr ? 0 : overlay->NewBranches(gid);
   std::string upper;
   rocksdb::Slice upper_slice;
   rocksdb::ReadOptions read_options;
   std::unique_ptr<rocksdb::Iterator> it = BranchIterator(
-      db, cfs.branch_defs, gid, overlay, &upper, &upper_slice, &read_options);
-  // Positions are dense from 0, so the last key tells the count.
+      db, cfs.branch_defs, gid, &upper, &upper_slice, &read_options);
+  // Positions are dense from 0, so the last key tells the count; branches
+  // staged in this group come after the stored ones.
   it->SeekForPrev(upper);
   if (!it->status().ok()) {
     return FromRocks(it->status(), "RocksDBStore: count branches");
   }
-  if (!it->Valid() || !it->key().starts_with(BranchPrefix(gid))) return 0;
+  if (!it->Valid() || !it->key().starts_with(BranchPrefix(gid))) return staged;
   const int32_t last =
       BranchKeyPosition(absl::string_view(it->key().data(), it->key().size()));
   if (last < 0) return Corrupt("branch key", gid);
-  return last + 1;
+  return last + 1 + staged;
 }
 
 namespace {
 
 // The record of gid if its status is `expected`; NOT_FOUND or
 // FAILED_PRECONDITION (naming the stored status) otherwise.
-absl::StatusOr<TransRecord> ReadIfStatus(
-    rocksdb::DB* db, const Families& cfs, absl::string_view gid,
-    absl::string_view expected, rocksdb::WriteBatchWithIndex* overlay) {
+absl::StatusOr<TransRecord> ReadIfStatus(rocksdb::DB* db, const Families& cfs,
+                                         absl::string_view gid,
+                                         absl::string_view expected,
+                                         const GroupOverlay* overlay) {
   absl::StatusOr<TransRecord> stored = ReadTrans(db, cfs, gid, overlay);
   if (stored.ok() && stored->status() != expected) {
     return absl::FailedPreconditionError(absl::StrCat("transaction ", gid,
@@ -183,10 +186,17 @@ RocksDBStore::Impl::Outcome RocksDBStore::Impl::Apply(
       break;
   }
   if (!outcome.status.ok()) return outcome;
-  for (const Change& change : changes) {
-    rocksdb::Status s = change.is_delete
-                            ? batch->Delete(change.cf, change.key)
-                            : batch->Put(change.cf, change.key, change.value);
+  for (Change& change : changes) {
+    rocksdb::Status s =
+        change.is_delete
+            ? batch->batch()->Delete(change.cf, change.key)
+            : batch->batch()->Put(change.cf, change.key, change.value);
+    // What later ops of the group read: records and branch counts.
+    if (!change.is_delete && change.cf == cfs_.trans) {
+      batch->PutTrans(change.key, std::move(change.value));
+    } else if (!change.is_delete && change.cf == cfs_.branch_defs) {
+      batch->AddNewBranch(BranchKeyGid(change.key));
+    }
     // Cannot fail without a batch size limit; if it does, the batch may
     // hold part of this op, so the whole group must fail.
     if (!s.ok() && batch_error->ok()) *batch_error = s;
@@ -266,12 +276,13 @@ void RocksDBStore::Impl::StageNewBranches(absl::string_view gid,
     definitions.push_back(DefinitionOf(branch));
   }
   SharePayloads(branches, definitions);
+  // The state at creation rides in the definition: a new branch costs one
+  // key; its state key appears with its first change.
   for (size_t i = 0; i < branches.size(); ++i) {
-    std::string key = BranchKey(gid, branches[i].position());
-    changes->push_back(
-        {cfs_.branch_defs, key, definitions[i].SerializeAsString()});
-    changes->push_back({cfs_.branch_states, std::move(key),
-                        StateOf(branches[i]).SerializeAsString()});
+    *definitions[i].mutable_initial_state() = StateOf(branches[i]);
+    changes->push_back({cfs_.branch_defs,
+                        BranchKey(gid, branches[i].position()),
+                        definitions[i].SerializeAsString()});
   }
 }
 

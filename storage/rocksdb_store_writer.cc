@@ -128,7 +128,7 @@ void RocksDBStore::Impl::MaybeResume() {
 }
 
 void RocksDBStore::Impl::WriterLoop() {
-  Overlay batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+  Overlay batch;
   std::vector<Op> group;
   std::vector<Outcome> outcomes;
   while (true) {
@@ -200,7 +200,7 @@ void RocksDBStore::Impl::WriteGroup(std::vector<Op>& group, Overlay* batch,
   rocksdb::Status s;
   std::optional<int64_t> min_due_ms;
   for (Op& op : group) outcomes.push_back(Apply(op, batch, &s, &min_due_ms));
-  const bool writes = batch->GetWriteBatch()->Count() > 0;
+  const bool writes = batch->batch()->Count() > 0;
   if (s.ok() && writes) {
     if (min_due_ms.has_value()) {
       absl::MutexLock lock(&due_mu_);
@@ -210,7 +210,7 @@ void RocksDBStore::Impl::WriteGroup(std::vector<Op>& group, Overlay* batch,
     }
     // Written without sync: the syncer thread makes kSync ops durable, so
     // that unsynced writes never wait behind an fsync.
-    s = db_->Write(rocksdb::WriteOptions(), batch->GetWriteBatch());
+    s = db_->Write(rocksdb::WriteOptions(), batch->batch());
     ++write_batches_;
     if (min_due_ms.has_value()) {
       absl::MutexLock lock(&due_mu_);
