@@ -501,6 +501,36 @@ TEST_F(RunnerTest, ActiveRunnersNeverExceedTheLimitAndTheBacklogDrains) {
   EXPECT_EQ(invoker_->calls().size(), static_cast<size_t>(kCount));
 }
 
+TEST_F(RunnerTest, RequestsAreRefusedWhileTheEventQueueIsFull) {
+  config_.worker_threads = 1;
+  config_.max_queued_events = 3;
+  StartEngine();
+  // The only engine thread is busy; events pile up behind it.
+  absl::Notification release;
+  engine_->pool()->Post([&] { release.WaitForNotification(); });
+  for (int i = 0; i < 4; ++i) engine_->pool()->Post([] {});
+  for (auto* method : {+[](Engine*e, ReplyCallback done) {
+         e->Abort("q1", kFake, std::move(done));
+       }}) {
+    auto refused = Start(
+        [&](ReplyCallback done) { method(engine_.get(), std::move(done)); });
+    EXPECT_EQ(Wait(refused).code(), absl::StatusCode::kResourceExhausted);
+  }
+  auto submit = Start([&](ReplyCallback done) {
+    engine_->Submit(Fake("q1", storage::kStatusSubmitted), false,
+                    std::move(done));
+  });
+  EXPECT_EQ(Wait(submit).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Status("q1"), "") << "nothing stored";
+  release.Notify();
+  // Once the queue drains, requests are taken again.
+  ASSERT_TRUE(WaitUntil([&] { return engine_->pool()->queue_size() == 0; }));
+  EXPECT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Submit(Fake("q1", storage::kStatusSubmitted), true,
+                                std::move(done));
+              })).ok());
+}
+
 TEST_F(RunnerTest, WaiterOverTheLimitIsToldItIsStillRunning) {
   config_.max_active_transactions = 1;
   config_.wait_result_grace_s = 0;
