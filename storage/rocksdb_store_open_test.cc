@@ -222,18 +222,24 @@ class DiskFullTest : public ::testing::Test {
 
   std::string mount_;
   bool mounted_ = false;
+  // Opens the store, creates "before", then fills the disk until a write
+  // fails.
+  void OpenStoreAndFillTheDisk() {
+    absl::StatusOr<std::unique_ptr<RocksDBStore>> opened =
+        RocksDBStore::Open(options_);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+    ASSERT_TRUE(TryCreate("before").ok());
+    FillDisk();
+    EXPECT_EQ(FillStore().code(), absl::StatusCode::kUnavailable);
+  }
+
   RocksDBStoreOptions options_;
   std::unique_ptr<RocksDBStore> store_;
 };
 
 TEST_F(DiskFullTest, FullDiskIsUnavailableNotACrashAndResumesWithSpace) {
-  absl::StatusOr<std::unique_ptr<RocksDBStore>> opened =
-      RocksDBStore::Open(options_);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  store_ = std::move(*opened);
-  ASSERT_TRUE(TryCreate("before").ok());
-  FillDisk();
-  EXPECT_EQ(FillStore().code(), absl::StatusCode::kUnavailable);
+  ASSERT_NO_FATAL_FAILURE(OpenStoreAndFillTheDisk());
   EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable)
       << store_->WriteHealth();
   EXPECT_TRUE(store_->GetTransaction("before").ok()) << "reads go on";
@@ -248,16 +254,11 @@ TEST_F(DiskFullTest, FullDiskIsUnavailableNotACrashAndResumesWithSpace) {
 }
 
 TEST_F(DiskFullTest, RestartOnAFullDiskFailsCleanlyAndKeepsTheData) {
-  absl::StatusOr<std::unique_ptr<RocksDBStore>> opened =
-      RocksDBStore::Open(options_);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  store_ = std::move(*opened);
-  ASSERT_TRUE(TryCreate("before").ok());
-  FillDisk();
-  EXPECT_EQ(FillStore().code(), absl::StatusCode::kUnavailable);
+  ASSERT_NO_FATAL_FAILURE(OpenStoreAndFillTheDisk());
   store_.reset();
   // An error or a store, never an abort.
-  opened = RocksDBStore::Open(options_);
+  absl::StatusOr<std::unique_ptr<RocksDBStore>> opened =
+      RocksDBStore::Open(options_);
   if (opened.ok()) {
     EXPECT_TRUE((*opened)->GetTransaction("before").ok());
     opened->reset();
