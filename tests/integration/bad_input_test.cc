@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
@@ -56,8 +57,9 @@ class BadInputTest : public SagaFixture {
   }
 
   // A unary call of `method` with `body` as the request bytes.
-  grpc::Status RawCall(const std::string& method, const std::string& body) {
-    grpc::GenericStub stub(dtmd_->channel());
+  grpc::Status RawCall(const std::string& method, const std::string& body,
+                       std::shared_ptr<grpc::Channel> channel = nullptr) {
+    grpc::GenericStub stub(channel != nullptr ? channel : dtmd_->channel());
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(10));
@@ -226,6 +228,32 @@ TEST_F(BadInputTest, BodyThatIsNotAMessageIsInvalidArgumentWithAMessage) {
   grpc::Status status = RawCall("/dtmgimp.Dtm/Submit", r.SerializeAsString());
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("dtmgimp.DtmRequest"));
+}
+
+TEST_F(BadInputTest, ParseErrorsFloodingInDoNotFloodTheLog) {
+  // Protobuf logs an error for each string that is not UTF-8; dtmd passes
+  // at most one such line a second on to its log.
+  const std::string log = MakeTempDir("protobuf-log") + "/stderr";
+  DtmdProcess dtmd(MakeTempDir("protobuf-log-data"), {});
+  dtmd.set_stderr_file(log);
+  ASSERT_TRUE(dtmd.Start().ok());
+  auto r = ValidRequest();
+  r.set_gid("\xff\xfe");
+  const std::string body = r.SerializeAsString();
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(RawCall("/dtmgimp.Dtm/Submit", body, dtmd.channel()).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  const int64_t seconds = absl::ToInt64Seconds(absl::Now() - start);
+  EXPECT_EQ(dtmd.Stop(), 0);
+  std::ifstream in(log);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("invalid UTF-8") != std::string::npos) ++lines;
+  }
+  EXPECT_GE(lines, 1);
+  EXPECT_LE(lines, seconds + 2) << "of 200 parse errors";
 }
 
 TEST_F(BadInputTest, RawCallsOfValidMessagesStillWork) {

@@ -1,5 +1,6 @@
 #include "tests/integration/dtmd_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -50,6 +51,12 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
   pid_ = fork();
   if (pid_ < 0) return absl::InternalError("fork failed");
   if (pid_ == 0) {
+    if (!stderr_file_.empty()) {
+      const int fd =
+          open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+      close(fd);
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -32,6 +32,10 @@ class DtmdProcess {
   // Starts dtmd and waits until it serves (health check). Errors if it exits
   // (exit_code() then tells how) or does not come up within `timeout`.
   absl::Status Start(absl::Duration timeout = absl::Seconds(20));
+  // When set before Start(), dtmd's stderr (its log) is appended to this
+  // file instead of the test's.
+  void set_stderr_file(std::string path) { stderr_file_ = std::move(path); }
+
   // SIGKILL and reap.
   void Kill();
   // SIGTERM and wait; returns the exit code (or -signal).
@@ -70,6 +74,7 @@ class DtmdProcess {
   // The exit code of a reaped child: its exit status, or -signal.
   static int ExitCode(int wait_status);
 
+  std::string stderr_file_;
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_code_ = -1;
