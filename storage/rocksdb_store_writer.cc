@@ -251,8 +251,13 @@ void RocksDBStore::Impl::SyncerLoop() {
     const bool needs_sync =
         std::any_of(pending.begin(), pending.end(),
                     [](const Pending& p) { return p.outcome.status.ok(); });
-    absl::Status error =
-        needs_sync ? health_->FatalWriteError() : absl::OkStatus();
+    // A store that cannot write now is not synced either: RocksDB's WAL
+    // writer must not be synced after one of its appends failed (its debug
+    // checks abort the process), and what was written since is not known to
+    // be on disk. The writes wait in the WAL for the next sync after the
+    // store resumes; their callers hear UNAVAILABLE (stored or not unknown).
+    absl::Status error = needs_sync ? health_->Get() : absl::OkStatus();
+    if (!error.ok()) error = absl::UnavailableError(error.message());
     if (needs_sync && error.ok()) {
       // Everything written up to here is covered by the fsync below.
       const rocksdb::SequenceNumber covered = db_->GetLatestSequenceNumber();
