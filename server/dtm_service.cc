@@ -83,9 +83,8 @@ absl::Status CheckRequestHead(const dtmgimp::DtmRequest& request,
     absl::StatusOr<storage::v1::TransRecord> existing =
         engine->store()->GetTransaction(request.gid());
     if (existing.ok() && existing->trans_type() != request.transtype()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "TransType: gid ", request.gid(), " exists as a ",
-          existing->trans_type(), " transaction, not ", request.transtype()));
+      return TransTypeMismatch(request.gid(), existing->trans_type(),
+                               request.transtype());
     }
     return NotYetSupported(request.transtype());
   }

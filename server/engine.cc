@@ -192,35 +192,8 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
   // back once they are created.
   Submitted submitted{txn.trans.gid(), txn.trans.trans_type(),
                       txn.trans.options().request_timeout_s(), wait_result,
-                      true};
-  if (DecideAtCreate(&txn)) {
-    submitted.counted_in_creating = false;  // final: never driven.
-    // Nothing to call (e.g. a saga whose branches all have empty URLs): the
-    // create stores the final state, and its completion is the answer.
-    store_->CreateTransaction(
-        std::move(txn.trans), std::move(txn.branches),
-        storage::Durability::kSync,
-        [this, submitted = std::move(submitted), done = std::move(done)](
-            absl::StatusOr<storage::CreateResult> result) mutable {
-          if (result.ok() && result->created) {
-            // Only a reply (gRPC's Finish does not block).
-            done(submitted.wait_result
-                     ? txn::FindMode(submitted.trans_type)
-                           ->WaitOutcome(result->trans, result->branches)
-                     : absl::OkStatus());
-            EndWrite();
-            return;
-          }
-          pool_.Post([this, submitted = std::move(submitted),
-                      done = std::move(done),
-                      result = std::move(result)]() mutable {
-            OnStored(submitted, std::move(done), std::move(result));
-            EndWrite();
-          });
-        });
-    return;
-  }
-  {
+                      DecideAtCreate(&txn)};
+  if (!submitted.decided) {
     absl::MutexLock lock(&mu_);
     // Not durable until the callback: the poller leaves it alone.
     ++creating_[submitted.gid];
@@ -235,6 +208,16 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
       std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
       [this, submitted = std::move(submitted), done = std::move(done)](
           absl::StatusOr<storage::CreateResult> result) mutable {
+        if (submitted.decided && result.ok() && result->created) {
+          // Stored final, never driven: only a reply, which does not block
+          // (gRPC's Finish), so it is sent from the store's thread.
+          done(submitted.wait_result
+                   ? txn::FindMode(submitted.trans_type)
+                         ->WaitOutcome(result->trans, result->branches)
+                   : absl::OkStatus());
+          EndWrite();
+          return;
+        }
         // On a store thread: the rest runs on the pool.
         pool_.Post([this, submitted = std::move(submitted),
                     done = std::move(done),
@@ -260,18 +243,14 @@ bool Engine::DecideAtCreate(NewTransaction* txn) {
   if (!decision.calls.empty() || !storage::IsFinalStatus(decision.new_status)) {
     return false;
   }
-  txn->trans.set_status(decision.new_status);
-  if (!decision.rollback_reason.empty()) {
-    txn->trans.set_rollback_reason(decision.rollback_reason);
-  }
-  txn->trans.set_finish_time_ms(now);
+  txn::MoveTo(&txn->trans, decision.new_status, decision.rollback_reason, now);
   return true;
 }
 
 void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
                       absl::StatusOr<storage::CreateResult> result) {
   const std::string& gid = submitted.gid;
-  if (submitted.counted_in_creating) {
+  if (!submitted.decided) {
     absl::MutexLock lock(&mu_);
     auto it = creating_.find(gid);
     if (it != creating_.end() && --it->second <= 0) creating_.erase(it);
@@ -294,9 +273,8 @@ void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
     return;
   }
   if (result->existing.trans_type() != submitted.trans_type) {
-    done(absl::InvalidArgumentError(absl::StrCat(
-        "TransType: gid ", gid, " exists as a ", result->existing.trans_type(),
-        " transaction, not ", submitted.trans_type)));
+    done(TransTypeMismatch(gid, result->existing.trans_type(),
+                           submitted.trans_type));
     return;
   }
   // An existing transaction: the Submit is a command to its runner.
@@ -328,10 +306,8 @@ void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
         } else if (result->created) {
           done(absl::OkStatus());
         } else if (result->existing.trans_type() != trans_type) {
-          done(absl::InvalidArgumentError(
-              absl::StrCat("TransType: gid ", gid, " exists as a ",
-                           result->existing.trans_type(), " transaction, not ",
-                           trans_type)));
+          done(TransTypeMismatch(gid, result->existing.trans_type(),
+                                 trans_type));
         } else if (result->existing.status() == storage::kStatusPrepared) {
           done(absl::OkStatus());  // idempotent
         } else {
@@ -445,9 +421,8 @@ void Engine::MaybePollBacklog() {
     return;
   }
   extra_poll_pending_ = true;
-  timers_.RunAfter(kBacklogPollMs, [this] {
-    pool_.Post([this] { PollDue(/*periodic=*/false); });
-  });
+  PostAt(clock_->NowMs() + kBacklogPollMs,
+         [this] { PollDue(/*periodic=*/false); });
 }
 
 void Engine::DrainOverflow() {
@@ -465,14 +440,18 @@ void Engine::DrainOverflow() {
   for (const std::string& gid : gids) Drive(gid, DriveRequest());
 }
 
+void Engine::PostAt(int64_t when_ms, std::function<void()> fn) {
+  // Timer closures must be short: the work itself runs on the pool.
+  timers_.RunAt(when_ms,
+                [this, fn = std::move(fn)]() mutable { pool_.Post(fn); });
+}
+
 void Engine::ScheduleWake(const std::string& gid, int64_t when_ms) {
   if (stopping_) return;
-  timers_.RunAt(when_ms, [this, gid] {
-    pool_.Post([this, gid] {
-      DriveRequest request;
-      request.scheduled_wake = true;
-      Drive(gid, std::move(request));
-    });
+  PostAt(when_ms, [this, gid] {
+    DriveRequest request;
+    request.scheduled_wake = true;
+    Drive(gid, std::move(request));
   });
 }
 
@@ -515,9 +494,8 @@ void Engine::PollDue(bool periodic) {
     backlog_ = true;
   }
   if (periodic) {
-    timers_.RunAfter(config_.cron_interval_s * 1000, [this] {
-      pool_.Post([this] { PollDue(/*periodic=*/true); });
-    });
+    PostAt(clock_->NowMs() + config_.cron_interval_s * 1000,
+           [this] { PollDue(/*periodic=*/true); });
   }
 }
 

@@ -153,6 +153,8 @@ class Engine {
   // back); otherwise any hold on the gid ends.
   bool Retire(const std::string& gid, TransactionRunner* runner,
               bool write_failed, std::vector<std::shared_ptr<Waiter>>* waiters);
+  // Runs `fn` on the pool at when_ms.
+  void PostAt(int64_t when_ms, std::function<void()> fn);
   // Wakes gid at when_ms (a retry).
   void ScheduleWake(const std::string& gid, int64_t when_ms);
   // `periodic`: the cron poll (reschedules itself); otherwise an extra poll
@@ -169,7 +171,9 @@ class Engine {
     std::string trans_type;
     int64_t request_timeout_s;
     bool wait_result;
-    bool counted_in_creating = true;  // whether creating_ counts it.
+    // Stored in its final state (DecideAtCreate): never driven, so not
+    // counted in creating_.
+    bool decided;
   };
   // Asks the mode what a new transaction does first; when that is a final
   // status with nothing to call, sets it on the record (stored as is, never

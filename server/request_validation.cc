@@ -69,6 +69,13 @@ absl::Status ValidateTransType(absl::string_view trans_type) {
                    "' (want saga, tcc, msg, xa or workflow)"));
 }
 
+absl::Status TransTypeMismatch(absl::string_view gid, absl::string_view stored,
+                               absl::string_view requested) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("TransType: gid ", gid, " exists as a ", stored,
+                   " transaction, not ", requested));
+}
+
 absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
                              const Config& config) {
   for (absl::Status s :

@@ -22,6 +22,11 @@ absl::Status ValidateGid(absl::string_view gid, int max_bytes);
 // TransType: one of saga, tcc, msg, xa, workflow.
 absl::Status ValidateTransType(absl::string_view trans_type);
 
+// INVALID_ARGUMENT for a request naming `requested` for a gid stored as a
+// `stored` transaction.
+absl::Status TransTypeMismatch(absl::string_view gid, absl::string_view stored,
+                               absl::string_view requested);
+
 // Timings 0..2^30 s, RequestTimeout at most config.max_request_timeout_s,
 // RetryLimit >= 0; BranchHeaders that gRPC accepts as metadata (at most
 // config.max_branch_headers entries and config.max_branch_headers_bytes as

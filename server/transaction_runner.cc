@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "server/request_validation.h"
 #include "server/txn/outcome.h"
 
 namespace dtmd {
@@ -146,9 +147,8 @@ void TransactionRunner::ProcessCommands() {
       continue;
     }
     if (command.trans_type != trans_.trans_type()) {
-      command.done(absl::InvalidArgumentError(absl::StrCat(
-          "TransType: gid ", gid_, " exists as a ", trans_.trans_type(),
-          " transaction, not ", command.trans_type)));
+      command.done(
+          TransTypeMismatch(gid_, trans_.trans_type(), command.trans_type));
       continue;
     }
     txn::CommandResult result =
@@ -159,10 +159,7 @@ void TransactionRunner::ProcessCommands() {
       reschedule_ = false;
     }
     if (result.changed) {
-      if (storage::IsFinalStatus(trans_.status())) {
-        trans_.set_finish_time_ms(now);
-        round_over_ = true;
-      }
+      if (storage::IsFinalStatus(trans_.status())) round_over_ = true;
       VLOG(1) << "gid " << gid_ << ": command moved it to " << trans_.status();
       trans_dirty_ = true;
       awaiting_sync_.push_back(std::move(command));
@@ -218,13 +215,7 @@ void TransactionRunner::Step() {
     if (!decision.new_status.empty()) {
       VLOG(1) << "gid " << gid_ << ": " << trans_.status() << " -> "
               << decision.new_status;
-      trans_.set_status(decision.new_status);
-      if (!decision.rollback_reason.empty()) {
-        trans_.set_rollback_reason(decision.rollback_reason);
-      }
-      if (storage::IsFinalStatus(trans_.status())) {
-        trans_.set_finish_time_ms(now);
-      }
+      txn::MoveTo(&trans_, decision.new_status, decision.rollback_reason, now);
       trans_dirty_ = true;
     }
     const bool final = storage::IsFinalStatus(trans_.status());

@@ -82,7 +82,8 @@ class Mode {
       const std::vector<BranchRecord>& branches) const = 0;
 
   // Applies a client command to an existing transaction's record (in
-  // memory). The runner writes a changed record synced before it replies.
+  // memory; status moves through MoveTo below). The runner writes a changed
+  // record synced before it replies.
   virtual CommandResult ApplyCommand(Command command, TransRecord* trans,
                                      int64_t now_ms) const = 0;
 
@@ -126,6 +127,11 @@ const Mode* FindMode(absl::string_view trans_type);
 // every FindMode caller; a mode of the same TransType is replaced. Not
 // thread-safe against concurrent FindMode: call before use.
 void RegisterMode(const Mode* mode);
+
+// Moves `trans` to `status`: sets rollback_reason when `reason` is not
+// empty, and finish_time_ms when the status is final.
+void MoveTo(TransRecord* trans, absl::string_view status,
+            absl::string_view reason, int64_t now_ms);
 
 // The retry interval doubled after an unknown answer: from `current` (or
 // `base` when current is 0), at least 1 s, capped at `cap` (when > 0), never

@@ -320,14 +320,13 @@ CommandResult SagaMode::ApplyCommand(Command command, TransRecord* trans,
   if (TimedOut(*trans, now_ms)) {
     // Too late: the prepared saga fails as its own look would have made
     // it, and nothing runs (no action ran, so nothing is compensated).
-    trans->set_status(st::kStatusFailed);
-    trans->set_rollback_reason(TimeoutReason(*trans));
+    MoveTo(trans, st::kStatusFailed, TimeoutReason(*trans), now_ms);
     result.reply = absl::AbortedError(absl::StrCat(
-        "transaction ", gid, " is already failed: ", TimeoutReason(*trans)));
+        "transaction ", gid, " is already failed: ", trans->rollback_reason()));
     result.changed = true;
     return result;
   }
-  trans->set_status(st::kStatusSubmitted);
+  MoveTo(trans, st::kStatusSubmitted, "", now_ms);
   trans->set_update_time_ms(now_ms);
   trans->set_next_cron_interval_s(trans->options().retry_interval_s());
   trans->set_next_cron_time_ms(
