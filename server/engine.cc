@@ -238,8 +238,8 @@ bool Engine::DecideAtCreate(NewTransaction* txn) {
   txn::RetryPolicy policy;
   policy.max_interval_s = config_.max_retry_interval_s;
   const int64_t now = clock_->NowMs();
-  txn::Decision decision =
-      mode->Next(*plan, txn->trans, txn->branches, idle, now, policy);
+  txn::Decision decision = mode->Next(*plan, txn->trans, txn->branches, idle,
+                                      txn::CallState::kIdle, now, policy);
   if (!decision.calls.empty() || !storage::IsFinalStatus(decision.new_status)) {
     return false;
   }

@@ -40,9 +40,25 @@ class FakeMode : public txn::Mode {
       const TransRecord&, const std::vector<BranchRecord>&) const override {
     return std::make_unique<txn::Plan>();
   }
-  txn::CommandResult ApplyCommand(txn::Command command, TransRecord* trans,
-                                  int64_t) const override {
+  txn::CommandResult ApplyCommand(txn::Command command,
+                                  const txn::CommandArgs& args,
+                                  const std::vector<BranchRecord>& branches,
+                                  TransRecord* trans, int64_t) const override {
     txn::CommandResult result;
+    if (command == txn::Command::kRegisterBranch) {
+      if (trans->status() != storage::kStatusPrepared) {
+        result.reply = absl::AbortedError("not prepared");
+        return result;
+      }
+      for (const BranchRecord& add : args.branches) {
+        bool known = false;
+        for (const BranchRecord& b : branches) {
+          known |= b.branch_id() == add.branch_id() && b.op() == add.op();
+        }
+        if (!known) result.added.push_back(add);
+      }
+      return result;
+    }
     if (trans->status() == storage::kStatusPrepared) {
       trans->set_status(command == txn::Command::kSubmit
                             ? storage::kStatusSubmitted
@@ -59,9 +75,17 @@ class FakeMode : public txn::Mode {
   }
   txn::Decision Next(const txn::Plan&, const TransRecord& trans,
                      const std::vector<BranchRecord>& branches,
-                     const std::vector<txn::CallState>& state, int64_t,
+                     const std::vector<txn::CallState>& state,
+                     txn::CallState query_state, int64_t,
                      const txn::RetryPolicy&) const override {
     txn::Decision d;
+    if (trans.status() == storage::kStatusPrepared &&
+        !trans.query_prepared().empty() &&
+        query_state == txn::CallState::kIdle) {
+      // Asks whether to go on: OK submits it, a failure fails it.
+      d.query = txn::QueryCall{trans.query_prepared(), "00", "ask", ""};
+      return d;
+    }
     const bool aborting = trans.status() == storage::kStatusAborting;
     if (!aborting && trans.status() != storage::kStatusSubmitted) return d;
     const std::string op = aborting ? "undo" : "do";
@@ -91,7 +115,20 @@ class FakeMode : public txn::Mode {
            !(from == storage::kStatusAborting && to == storage::kStatusFailed);
   }
   bool FailureAllowed(absl::string_view op) const override {
-    return op == "do";
+    return op == "do" || op == "ask";
+  }
+  bool ApplyQueryAnswer(TransRecord* trans, txn::BranchOutcome outcome,
+                        absl::string_view message, int64_t now_ms,
+                        const txn::RetryPolicy&) const override {
+    if (outcome == txn::BranchOutcome::kSuccess) {
+      txn::MoveTo(trans, storage::kStatusSubmitted, "", now_ms);
+      return false;
+    }
+    if (outcome == txn::BranchOutcome::kFailure) {
+      txn::MoveTo(trans, storage::kStatusFailed, message, now_ms);
+      return false;
+    }
+    return true;
   }
   bool ApplyAnswer(TransRecord*, BranchRecord* branch,
                    txn::BranchOutcome outcome, absl::string_view message,

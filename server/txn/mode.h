@@ -11,7 +11,9 @@
 #define DTMD_SERVER_TXN_MODE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,12 +34,37 @@ using ::dtmd::storage::v1::TransRecord;
 enum class CallState { kIdle, kInFlight, kDeferred };
 
 // A client command on an existing transaction, delivered to its runner.
-enum class Command { kSubmit, kAbort };
+enum class Command { kSubmit, kAbort, kRegisterBranch };
+
+// What a command carries besides its kind.
+struct CommandArgs {
+  // kRegisterBranch: the branches the request defines, in the order they
+  // are added (branch_id, op, url, bin_data, status and create_time_ms set;
+  // positions are assigned when they are added).
+  std::vector<BranchRecord> branches;
+  // kSubmit: the request's ReqExtra (a workflow ends with status,
+  // rollback_reason and result).
+  std::map<std::string, std::string> req_extra;
+  // kAbort: the request's RollbackReason.
+  std::string rollback_reason;
+};
+
+// A call the mode wants made that is not one of the transaction's branches:
+// a msg's QueryPrepared check, a workflow's resume callback. Its answer goes
+// to Mode::ApplyQueryAnswer.
+struct QueryCall {
+  std::string url;  // never empty (an empty URL is answered by the mode).
+  std::string branch_id;
+  std::string op;
+  std::string payload;
+};
 
 // What the mode wants done next.
 struct Decision {
   // Positions of branches to call now (each in state kIdle).
   std::vector<int> calls;
+  // A query to make now (only while the query's state is kIdle).
+  std::optional<QueryCall> query;
   // Non-empty: move the global status here before the calls, setting
   // rollback_reason when that is non-empty.
   std::string new_status;
@@ -56,6 +83,9 @@ struct CommandResult {
   bool changed = false;  // the record changed and must be written synced
                          // before the reply.
   bool drive = false;    // the transaction should be driven now.
+  // kRegisterBranch: the branches to add after the existing ones (written
+  // synced before the reply). Empty for a repeat of a registration.
+  std::vector<BranchRecord> added;
 };
 
 // Per-runner planning data a mode builds once from the records (e.g. the
@@ -82,18 +112,23 @@ class Mode {
       const std::vector<BranchRecord>& branches) const = 0;
 
   // Applies a client command to an existing transaction's record (in
-  // memory; status moves through MoveTo below). The runner writes a changed
-  // record synced before it replies.
-  virtual CommandResult ApplyCommand(Command command, TransRecord* trans,
+  // memory; status moves through MoveTo below). `branches` are the
+  // transaction's branches as they are now. The runner writes a changed
+  // record and any added branches synced before it replies.
+  virtual CommandResult ApplyCommand(Command command, const CommandArgs& args,
+                                     const std::vector<BranchRecord>& branches,
+                                     TransRecord* trans,
                                      int64_t now_ms) const = 0;
 
   // The next step for the records as they are now. `call_state` has one
-  // entry per branch. A decision changes the status at most once; the
-  // runner applies it and asks again.
+  // entry per branch; `query_state` is that of the mode's query call in this
+  // round. A decision changes the status at most once; the runner applies
+  // it and asks again.
   virtual Decision Next(const Plan& plan, const TransRecord& trans,
                         const std::vector<BranchRecord>& branches,
                         const std::vector<CallState>& call_state,
-                        int64_t now_ms, const RetryPolicy& policy) const = 0;
+                        CallState query_state, int64_t now_ms,
+                        const RetryPolicy& policy) const = 0;
 
   // Whether a move of the global status from `from` to `to` must be durable
   // (synced) before any branch call or reply that follows it: true for every
@@ -111,6 +146,18 @@ class Mode {
   virtual bool ApplyAnswer(TransRecord* trans, BranchRecord* branch,
                            BranchOutcome outcome, absl::string_view message,
                            int64_t now_ms, const RetryPolicy& policy) const = 0;
+
+  // Applies the classified answer to a QueryCall (status moves through
+  // MoveTo; interval changes). Returns whether the query is deferred to the
+  // next round (ongoing/unknown). Modes that make no queries keep the
+  // default, which changes nothing.
+  virtual bool ApplyQueryAnswer(TransRecord* /*trans*/,
+                                BranchOutcome /*outcome*/,
+                                absl::string_view /*message*/,
+                                int64_t /*now_ms*/,
+                                const RetryPolicy& /*policy*/) const {
+    return false;
+  }
 
   // What a WaitResult caller is told about a transaction in this state once
   // its first round is over: OK, ABORTED (failed, with the reason) or

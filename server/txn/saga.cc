@@ -296,10 +296,17 @@ std::unique_ptr<Plan> SagaMode::MakePlan(
                                      static_cast<int>(branches.size() / 2));
 }
 
-CommandResult SagaMode::ApplyCommand(Command command, TransRecord* trans,
-                                     int64_t now_ms) const {
+CommandResult SagaMode::ApplyCommand(Command command, const CommandArgs&,
+                                     const std::vector<BranchRecord>&,
+                                     TransRecord* trans, int64_t now_ms) const {
   CommandResult result;
   const std::string& gid = trans->gid();
+  if (command == Command::kRegisterBranch) {
+    result.reply = absl::InvalidArgumentError(
+        "TransType: saga transactions take no RegisterBranch (their branches "
+        "are the steps given at Prepare or Submit)");
+    return result;
+  }
   if (command == Command::kAbort) {
     result.reply = absl::AbortedError(absl::StrCat(
         "Abort is not supported for saga transactions (a saga rolls back "
@@ -340,7 +347,8 @@ CommandResult SagaMode::ApplyCommand(Command command, TransRecord* trans,
 Decision SagaMode::Next(const Plan& plan, const TransRecord& trans,
                         const std::vector<BranchRecord>& branches,
                         const std::vector<CallState>& call_state,
-                        int64_t now_ms, const RetryPolicy& policy) const {
+                        CallState /*query_state*/, int64_t now_ms,
+                        const RetryPolicy& policy) const {
   Decision decision;
   if (trans.status() == st::kStatusPrepared) {
     if (TimedOut(trans, now_ms)) {

@@ -198,12 +198,13 @@ class SagaMode : public Mode {
   std::unique_ptr<Plan> MakePlan(
       const TransRecord& trans,
       const std::vector<BranchRecord>& branches) const override;
-  CommandResult ApplyCommand(Command command, TransRecord* trans,
-                             int64_t now_ms) const override;
+  CommandResult ApplyCommand(Command command, const CommandArgs& args,
+                             const std::vector<BranchRecord>& branches,
+                             TransRecord* trans, int64_t now_ms) const override;
   Decision Next(const Plan& plan, const TransRecord& trans,
                 const std::vector<BranchRecord>& branches,
-                const std::vector<CallState>& call_state, int64_t now_ms,
-                const RetryPolicy& policy) const override;
+                const std::vector<CallState>& call_state, CallState query_state,
+                int64_t now_ms, const RetryPolicy& policy) const override;
   bool MoveMustBeDurable(absl::string_view from,
                          absl::string_view to) const override;
   bool FailureAllowed(absl::string_view op) const override {

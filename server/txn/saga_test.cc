@@ -668,8 +668,8 @@ TEST(SagaModeTest, PreparedSagaBacksOffUntilItsTimeout) {
   Ints intervals;
   int64_t now = kStartMs;
   for (int i = 0; i < 5; ++i) {
-    Decision d =
-        mode.Next(*plan, saga.trans, saga.branches, Idle(saga), now, policy);
+    Decision d = mode.Next(*plan, saga.trans, saga.branches, Idle(saga),
+                           CallState::kIdle, now, policy);
     EXPECT_TRUE(d.calls.empty());
     EXPECT_TRUE(d.new_status.empty());
     EXPECT_EQ(d.wake_at_ms, now + d.next_interval_s * 1000);
@@ -683,10 +683,10 @@ TEST(SagaModeTest, PreparedSagaBacksOffUntilItsTimeout) {
   saga.trans.mutable_options()->set_timeout_to_fail_s(50);
   saga.trans.set_next_cron_interval_s(40);
   Decision d = mode.Next(*plan, saga.trans, saga.branches, Idle(saga),
-                         kStartMs + 30'000, policy);
+                         CallState::kIdle, kStartMs + 30'000, policy);
   EXPECT_EQ(d.wake_at_ms, kStartMs + 50'000);
-  d = mode.Next(*plan, saga.trans, saga.branches, Idle(saga), kStartMs + 50'000,
-                policy);
+  d = mode.Next(*plan, saga.trans, saga.branches, Idle(saga), CallState::kIdle,
+                kStartMs + 50'000, policy);
   EXPECT_EQ(d.new_status, "failed");
   EXPECT_EQ(d.rollback_reason, "Timeout after 50 seconds");
   EXPECT_TRUE(d.calls.empty());
@@ -697,7 +697,8 @@ TEST(SagaModeTest, SubmitMovesPreparedAndAcceptsARepeat) {
   Saga saga = MakeSaga(1);
   saga.trans.set_status("prepared");
   saga.trans.set_next_cron_interval_s(80);
-  CommandResult r = mode.ApplyCommand(Command::kSubmit, &saga.trans, kStartMs);
+  CommandResult r = mode.ApplyCommand(Command::kSubmit, {}, saga.branches,
+                                      &saga.trans, kStartMs);
   EXPECT_TRUE(r.reply.ok());
   EXPECT_TRUE(r.changed);
   EXPECT_TRUE(r.drive);
@@ -705,14 +706,16 @@ TEST(SagaModeTest, SubmitMovesPreparedAndAcceptsARepeat) {
   EXPECT_EQ(saga.trans.next_cron_interval_s(), 10) << "backoff reset";
   EXPECT_EQ(saga.trans.next_cron_time_ms(), kStartMs + 10'000);
 
-  r = mode.ApplyCommand(Command::kSubmit, &saga.trans, kStartMs);
+  r = mode.ApplyCommand(Command::kSubmit, {}, saga.branches, &saga.trans,
+                        kStartMs);
   EXPECT_TRUE(r.reply.ok());
   EXPECT_FALSE(r.changed);
   EXPECT_TRUE(r.drive);
 
   for (const char* status : {"aborting", "succeed", "failed"}) {
     saga.trans.set_status(status);
-    r = mode.ApplyCommand(Command::kSubmit, &saga.trans, kStartMs);
+    r = mode.ApplyCommand(Command::kSubmit, {}, saga.branches, &saga.trans,
+                          kStartMs);
     EXPECT_EQ(r.reply.code(), absl::StatusCode::kAborted) << status;
     EXPECT_FALSE(r.changed);
     EXPECT_FALSE(r.drive);
@@ -724,8 +727,8 @@ TEST(SagaModeTest, SubmitAfterThePreparedTimeoutFailsItWithoutRunning) {
   Saga saga = MakeSaga(1);
   saga.trans.set_status("prepared");
   saga.trans.mutable_options()->set_timeout_to_fail_s(5);
-  CommandResult r =
-      mode.ApplyCommand(Command::kSubmit, &saga.trans, kStartMs + 5000);
+  CommandResult r = mode.ApplyCommand(Command::kSubmit, {}, saga.branches,
+                                      &saga.trans, kStartMs + 5000);
   EXPECT_EQ(r.reply.code(), absl::StatusCode::kAborted);
   EXPECT_TRUE(r.changed) << "the failure is written before the reply";
   EXPECT_FALSE(r.drive);
@@ -738,7 +741,8 @@ TEST(SagaModeTest, AbortIsAlwaysRefused) {
   Saga saga = MakeSaga(1);
   for (const char* status : {"prepared", "submitted", "aborting", "failed"}) {
     saga.trans.set_status(status);
-    CommandResult r = mode.ApplyCommand(Command::kAbort, &saga.trans, kStartMs);
+    CommandResult r = mode.ApplyCommand(Command::kAbort, {}, saga.branches,
+                                        &saga.trans, kStartMs);
     EXPECT_EQ(r.reply.code(), absl::StatusCode::kAborted) << status;
     EXPECT_FALSE(r.changed);
     EXPECT_EQ(saga.trans.status(), status);
