@@ -171,8 +171,11 @@ grpc::ServerUnaryReactor* DtmService::Abort(
           return FinishNow(context, s);
         }
         grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-        engine_->Abort(request.gid(), request.transtype(),
-                       FinishLater(reactor));
+        txn::CommandArgs args;
+        args.rollback_reason = request.rollbackreason();
+        engine_->SendCommand(request.gid(), request.transtype(),
+                             txn::Command::kAbort, std::move(args),
+                             /*wait_result=*/false, FinishLater(reactor));
         return reactor;
       });
 }

@@ -278,9 +278,9 @@ void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
     return;
   }
   // An existing transaction: the Submit is a command to its runner.
-  request.command =
-      PendingCommand{txn::Command::kSubmit, submitted.trans_type,
-                     submitted.wait_result, std::move(done), absl::OkStatus()};
+  request.command = PendingCommand{txn::Command::kSubmit, submitted.trans_type,
+                                   submitted.wait_result, std::move(done),
+                                   absl::OkStatus(),      {}};
   Drive(gid, std::move(request));
 }
 
@@ -318,16 +318,56 @@ void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
       });
 }
 
-void Engine::Abort(const std::string& gid, const std::string& trans_type,
-                   ReplyCallback done) {
+void Engine::SendCommand(const std::string& gid, const std::string& trans_type,
+                         txn::Command command, txn::CommandArgs args,
+                         bool wait_result, ReplyCallback done) {
   if (absl::Status s = CheckLoad(); !s.ok()) {
     done(s);
     return;
   }
   DriveRequest request;
-  request.command = PendingCommand{txn::Command::kAbort, trans_type, false,
-                                   std::move(done), absl::OkStatus()};
+  request.command =
+      PendingCommand{command,         trans_type,       wait_result,
+                     std::move(done), absl::OkStatus(), std::move(args)};
   Drive(gid, std::move(request));
+}
+
+void Engine::PrepareWorkflow(NewTransaction txn, ProgressCallback done) {
+  if (absl::Status s = CheckLoad(); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (!BeginWrite()) {
+    done(Unavailable());
+    return;
+  }
+  std::string trans_type = txn.trans.trans_type();
+  store_->CreateTransaction(
+      std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
+      [this, trans_type = std::move(trans_type),
+       done = std::move(done)](absl::StatusOr<storage::CreateResult> result) {
+        // Reading the branches is store work: not on the store's thread.
+        pool_.Post([this, trans_type, done = std::move(done),
+                    result = std::move(result)]() mutable {
+          if (!result.ok()) {
+            done(CannotStore(result.status()));
+          } else if (result->created) {
+            done(Progress{std::move(result->trans), {}});
+          } else if (result->existing.trans_type() != trans_type) {
+            done(TransTypeMismatch(result->existing.gid(),
+                                   result->existing.trans_type(), trans_type));
+          } else {
+            absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
+                store_->GetBranches(result->existing.gid());
+            if (!branches.ok()) {
+              done(CannotStore(branches.status()));
+            } else {
+              done(Progress{std::move(result->existing), *std::move(branches)});
+            }
+          }
+          EndWrite();
+        });
+      });
 }
 
 bool Engine::Drive(const std::string& gid, DriveRequest request) {

@@ -73,6 +73,7 @@ struct PendingCommand {
   // command changed the record and refused, e.g. a Submit after the
   // prepared transaction's timeout failed it).
   absl::Status refusal;
+  txn::CommandArgs args;
 };
 
 class Engine {
@@ -109,10 +110,25 @@ class Engine {
   // already prepared; ABORTED in another status.
   void Prepare(NewTransaction txn, ReplyCallback done);
 
-  // Abort: a command to the gid's runner; NOT_FOUND for an unknown gid.
-  // The mode decides (a saga refuses it with ABORTED).
-  void Abort(const std::string& gid, const std::string& trans_type,
-             ReplyCallback done);
+  // A command on an existing transaction (Abort, RegisterBranch, a
+  // workflow's Submit), delivered to the gid's runner; the mode decides.
+  // NOT_FOUND for an unknown gid; INVALID_ARGUMENT if it exists with
+  // another trans type. `wait_result`: an accepted command that drives the
+  // transaction answers with its outcome after the first round.
+  void SendCommand(const std::string& gid, const std::string& trans_type,
+                   txn::Command command, txn::CommandArgs args,
+                   bool wait_result, ReplyCallback done);
+
+  // A workflow as PrepareWorkflow answers it.
+  struct Progress {
+    storage::v1::TransRecord trans;
+    std::vector<storage::v1::BranchRecord> branches;
+  };
+  using ProgressCallback = std::function<void(absl::StatusOr<Progress>)>;
+  // PrepareWorkflow: creates the transaction as prepared, durably, or
+  // returns the existing one with its branches (INVALID_ARGUMENT if it has
+  // another trans type).
+  void PrepareWorkflow(NewTransaction txn, ProgressCallback done);
 
   storage::Store* store() { return store_; }
   const Config& config() const { return config_; }

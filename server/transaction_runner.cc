@@ -151,17 +151,19 @@ void TransactionRunner::ProcessCommands() {
           TransTypeMismatch(gid_, trans_.trans_type(), command.trans_type));
       continue;
     }
-    txn::CommandResult result =
-        mode_->ApplyCommand(command.command, &trans_, now);
+    txn::CommandResult result = mode_->ApplyCommand(
+        command.command, command.args, branches_, &trans_, now);
     command.refusal = result.reply;
+    const bool added = !result.added.empty();
+    if (added) AddBranches(std::move(result.added));
     if (result.drive) {
       round_over_ = false;
       reschedule_ = false;
     }
-    if (result.changed) {
+    if (result.changed || added) {
       if (storage::IsFinalStatus(trans_.status())) round_over_ = true;
       VLOG(1) << "gid " << gid_ << ": command moved it to " << trans_.status();
-      trans_dirty_ = true;
+      if (result.changed) trans_dirty_ = true;
       awaiting_sync_.push_back(std::move(command));
     } else if (!awaiting_sync_.empty()) {
       // The state this answer is based on is not durable yet: it waits for
@@ -176,6 +178,17 @@ void TransactionRunner::ProcessCommands() {
   }
   if (!awaiting_sync_.empty() && !sync_pending_) Persist(/*synced=*/true);
   Step();
+}
+
+void TransactionRunner::AddBranches(std::vector<BranchRecord> added) {
+  for (BranchRecord& branch : added) {
+    branch.set_gid(gid_);
+    branch.set_position(static_cast<int32_t>(branches_.size()));
+    appended_.push_back(branch);
+    branches_.push_back(std::move(branch));
+    call_state_.push_back(txn::CallState::kIdle);
+  }
+  plan_ = mode_->MakePlan(trans_, branches_);
 }
 
 void TransactionRunner::AcceptCommand(PendingCommand& command) {
@@ -210,8 +223,8 @@ void TransactionRunner::Step() {
   policy.max_interval_s = engine_->config().max_retry_interval_s;
   for (;;) {
     const int64_t now = engine_->clock()->NowMs();
-    txn::Decision decision =
-        mode_->Next(*plan_, trans_, branches_, call_state_, now, policy);
+    txn::Decision decision = mode_->Next(*plan_, trans_, branches_, call_state_,
+                                         query_state_, now, policy);
     if (!decision.new_status.empty()) {
       VLOG(1) << "gid " << gid_ << ": " << trans_.status() << " -> "
               << decision.new_status;
@@ -234,7 +247,9 @@ void TransactionRunner::Step() {
     }
     if (!decision.new_status.empty()) continue;  // plan under the new status.
     for (int position : decision.calls) CallBranch(position);
-    if (decision.calls.empty() && in_flight_ == 0) {
+    if (decision.query.has_value()) CallQuery(*decision.query);
+    if (decision.calls.empty() && !decision.query.has_value() &&
+        in_flight_ == 0) {
       // Nothing more can happen now: sleep until the next look.
       if (decision.next_interval_s > 0) {
         trans_.set_next_cron_interval_s(decision.next_interval_s);
@@ -264,27 +279,46 @@ void TransactionRunner::Step() {
 void TransactionRunner::CallBranch(int position) {
   BranchRecord& branch = branches_[position];
   call_state_[position] = txn::CallState::kInFlight;
-  ++in_flight_;
   branch.set_call_count(branch.call_count() + 1);
+  Invoke(branch.url(), branch.bin_data(), branch.branch_id(), branch.op(),
+         [this, position](BranchAnswer answer) {
+           OnAnswer(position, std::move(answer));
+         });
+}
 
+void TransactionRunner::CallQuery(const txn::QueryCall& query) {
+  query_state_ = txn::CallState::kInFlight;
+  Invoke(query.url, query.payload, query.branch_id, query.op,
+         [this, op = query.op](BranchAnswer answer) {
+           OnQueryAnswer(op, std::move(answer));
+         });
+}
+
+void TransactionRunner::Invoke(const std::string& url, std::string payload,
+                               const std::string& branch_id,
+                               const std::string& op,
+                               std::function<void(BranchAnswer)> on_answer) {
+  ++in_flight_;
   BranchCall call;
-  call.url = branch.url();
-  call.payload = branch.bin_data();
+  call.url = url;
+  call.payload = std::move(payload);
   call.timeout_ms = trans_.options().request_timeout_s() * 1000;
   call.metadata.reserve(5 + trans_.options().branch_headers_size());
   call.metadata.emplace_back("dtm-gid", gid_);
   call.metadata.emplace_back("dtm-trans_type", trans_.trans_type());
-  call.metadata.emplace_back("dtm-branch_id", branch.branch_id());
-  call.metadata.emplace_back("dtm-op", branch.op());
+  call.metadata.emplace_back("dtm-branch_id", branch_id);
+  call.metadata.emplace_back("dtm-op", op);
   call.metadata.emplace_back("dtm-dtm", engine_->config().advertise_address);
   for (const auto& [key, value] : trans_.options().branch_headers()) {
     call.metadata.emplace_back(key, value);
   }
+  // `this` stays alive through the shared_ptr the closure holds.
   engine_->invoker()->Call(
-      std::move(call), [self = shared_from_this(), position](BranchAnswer a) {
+      std::move(call), [self = shared_from_this(),
+                        on_answer = std::move(on_answer)](BranchAnswer a) {
         // On a gRPC callback thread, which may run the event itself.
-        self->strand_->Dispatch([self, position, a = std::move(a)]() mutable {
-          self->OnAnswer(position, std::move(a));
+        self->strand_->Dispatch([self, on_answer, a = std::move(a)]() mutable {
+          on_answer(std::move(a));
         });
       });
 }
@@ -316,6 +350,31 @@ void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
       deferred ? txn::CallState::kDeferred : txn::CallState::kIdle;
   dirty_branches_.push_back(position);
   if (trans_.status() != stored_status_) trans_dirty_ = true;
+  Step();
+}
+
+void TransactionRunner::OnQueryAnswer(const std::string& op,
+                                      BranchAnswer answer) {
+  --in_flight_;
+  if (halted_) {
+    query_state_ = txn::CallState::kIdle;
+    MaybeRetire();
+    return;
+  }
+  if (!answer.message.empty()) {
+    answer.message = BranchAnswerMessage(answer.message);
+  }
+  const txn::BranchOutcome outcome = txn::ClassifyAnswer(
+      answer.code, answer.message, mode_->FailureAllowed(op));
+  VLOG(1) << "gid " << gid_ << " query " << op << ": "
+          << txn::OutcomeName(outcome) << " (code " << answer.code << " "
+          << answer.message << ")";
+  txn::RetryPolicy policy;
+  policy.max_interval_s = engine_->config().max_retry_interval_s;
+  const bool deferred = mode_->ApplyQueryAnswer(
+      &trans_, outcome, answer.message, engine_->clock()->NowMs(), policy);
+  query_state_ = deferred ? txn::CallState::kDeferred : txn::CallState::kIdle;
+  trans_dirty_ = true;
   Step();
 }
 
@@ -363,6 +422,21 @@ void TransactionRunner::Persist(bool synced) {
   }
   trans_dirty_ = false;
   trans_.set_update_time_ms(engine_->clock()->NowMs());
+  if (!appended_.empty()) {
+    // Registered branches, in the same order of writes as the record: the
+    // synced write below covers them. Only a failure reports back (before
+    // that write's callback: kSync callbacks run in issue order).
+    ++pending_writes_;
+    engine_->store()->AppendBranches(
+        gid_, stored_status_, std::exchange(appended_, {}),
+        storage::Durability::kSync,
+        [self = shared_from_this()](absl::Status status) {
+          self->strand_->Post([self, status = std::move(status)] {
+            --self->pending_writes_;
+            if (!status.ok()) self->Halt(status);
+          });
+        });
+  }
   std::string expected = std::exchange(stored_status_, trans_.status());
   engine_->store()->UpdateTransaction(trans_, std::move(expected),
                                       std::move(branches), durability,

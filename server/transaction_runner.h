@@ -66,7 +66,16 @@ class TransactionRunner
   void AcceptCommand(PendingCommand& command);
   void Step();
   void CallBranch(int position);
+  void CallQuery(const txn::QueryCall& query);
+  // Calls url with the dtm-* metadata; `on_answer` runs on the strand.
+  void Invoke(const std::string& url, std::string payload,
+              const std::string& branch_id, const std::string& op,
+              std::function<void(BranchAnswer)> on_answer);
   void OnAnswer(int position, BranchAnswer answer);
+  void OnQueryAnswer(const std::string& op, BranchAnswer answer);
+  // Adds branches a command registered (written with the next synced
+  // write).
+  void AddBranches(std::vector<storage::v1::BranchRecord> added);
   // Writes what changed since the last write: the transaction record (with
   // a status condition) and the branches answered since. `synced`: the
   // write is a decision or acknowledges a command; the runner makes no call
@@ -88,6 +97,9 @@ class TransactionRunner
   storage::v1::TransRecord trans_;
   std::vector<storage::v1::BranchRecord> branches_;
   std::vector<txn::CallState> call_state_;
+  txn::CallState query_state_ = txn::CallState::kIdle;
+  // Branches added by commands, not written yet.
+  std::vector<storage::v1::BranchRecord> appended_;
   std::string stored_status_;  // the status of the last write issued.
   bool loaded_ = false;
   bool missing_ = false;  // the gid does not exist.

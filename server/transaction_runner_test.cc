@@ -438,7 +438,8 @@ TEST_F(RunnerTest, CommandReplyWaitsForItsSyncedWrite) {
               })).ok());
   hooked_->HoldSyncs(true);
   auto abort = Start([&](ReplyCallback done) {
-    engine_->Abort("p2", kFake, std::move(done));
+    engine_->SendCommand("p2", kFake, txn::Command::kAbort, {}, false,
+                         std::move(done));
   });
   ASSERT_TRUE(WaitUntil([&] { return hooked_->held() == 1; }));
   EXPECT_FALSE(abort->done.HasBeenNotified());
@@ -481,7 +482,8 @@ TEST_F(RunnerTest, AnswerBasedOnAStateNotYetDurableWaitsForItsSync) {
 TEST_F(RunnerTest, CommandsAreAnsweredByTheMode) {
   StartEngine();
   auto missing = Start([&](ReplyCallback done) {
-    engine_->Abort("nope", kFake, std::move(done));
+    engine_->SendCommand("nope", kFake, txn::Command::kAbort, {}, false,
+                         std::move(done));
   });
   EXPECT_EQ(Wait(missing).code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
@@ -547,7 +549,8 @@ TEST_F(RunnerTest, RequestsAreRefusedWhileTheEventQueueIsFull) {
   engine_->pool()->Post([&] { release.WaitForNotification(); });
   for (int i = 0; i < 4; ++i) engine_->pool()->Post([] {});
   auto abort = Start([&](ReplyCallback done) {
-    engine_->Abort("q1", kFake, std::move(done));
+    engine_->SendCommand("q1", kFake, txn::Command::kAbort, {}, false,
+                         std::move(done));
   });
   EXPECT_EQ(Wait(abort).code(), absl::StatusCode::kResourceExhausted);
   auto submit = Start([&](ReplyCallback done) {
@@ -658,4 +661,113 @@ TEST_F(RunnerTest, ShutdownCancelsCallsThatOutlastIt) {
 }
 
 }  // namespace
+
+TEST_F(RunnerTest, RegisteredBranchesAreDurableBeforeTheReplyAndThenCalled) {
+  StartEngine();
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Prepare(Fake("r1", storage::kStatusPrepared, 0),
+                                 std::move(done));
+              })).ok());
+  txn::CommandArgs args;
+  for (const char* op : {"undo", "do"}) {
+    BranchRecord& b = args.branches.emplace_back();
+    b.set_branch_id("01");
+    b.set_op(op);
+    b.set_url(absl::StrCat("reg-", op));
+    b.set_status("prepared");
+  }
+  hooked_->HoldSyncs(true);
+  auto registered = Start([&](ReplyCallback done) {
+    engine_->SendCommand("r1", kFake, txn::Command::kRegisterBranch, args,
+                         false, std::move(done));
+  });
+  ASSERT_TRUE(WaitUntil([&] { return hooked_->held() >= 1; }));
+  EXPECT_FALSE(registered->done.HasBeenNotified());
+  hooked_->HoldSyncs(false);
+  hooked_->Release();
+  ASSERT_TRUE(Wait(registered).ok()) << registered->status;
+  auto stored = store_->GetBranches("r1");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ((*stored)[1].url(), "reg-do");
+  EXPECT_EQ((*stored)[1].position(), 1);
+
+  // A repeat adds nothing.
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->SendCommand("r1", kFake, txn::Command::kRegisterBranch,
+                                     args, false, std::move(done));
+              })).ok());
+  EXPECT_EQ(store_->GetBranches("r1")->size(), 2u);
+
+  // Submit calls the registered branch.
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Submit(Fake("r1", storage::kStatusSubmitted, 0), false,
+                                std::move(done));
+              })).ok());
+  EXPECT_EQ(WaitForStatus("r1", storage::kStatusSucceed),
+            storage::kStatusSucceed);
+  std::vector<ScriptedInvoker::Seen> calls = invoker_->calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].url, "reg-do");
+
+  // Once it has ended, the mode refuses registrations.
+  EXPECT_EQ(Wait(Start([&](ReplyCallback done) {
+              engine_->SendCommand("r1", kFake, txn::Command::kRegisterBranch,
+                                   args, false, std::move(done));
+            })).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(Wait(Start([&](ReplyCallback done) {
+              engine_->SendCommand("nope", kFake, txn::Command::kRegisterBranch,
+                                   args, false, std::move(done));
+            })).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RunnerTest, QueryVerdictIsDurableBeforeTheCallsItAllows) {
+  StartEngine();
+  NewTransaction txn = Fake("q2", storage::kStatusPrepared);
+  txn.trans.set_query_prepared("ask-url");
+  txn.trans.set_next_cron_time_ms(SystemClock::Get()->NowMs());
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Prepare(std::move(txn), std::move(done));
+              })).ok());
+  engine_->Start();  // the poller finds it due and asks.
+  EXPECT_EQ(WaitForStatus("q2", storage::kStatusSucceed),
+            storage::kStatusSucceed);
+  std::vector<ScriptedInvoker::Seen> calls = invoker_->calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].url, "ask-url");
+  EXPECT_EQ(calls[0].status_at_call, storage::kStatusPrepared);
+  EXPECT_EQ(calls[1].url, "do0");
+  EXPECT_EQ(calls[1].status_at_call, storage::kStatusSubmitted)
+      << "the verdict was not durable before the call it allowed";
+}
+
+TEST_F(RunnerTest, QueryFailureEndsItAndOngoingAsksAgainNextRound) {
+  invoker_->SetCode("ask-no", 10);    // ABORTED: failure.
+  invoker_->SetCode("ask-later", 9);  // FAILED_PRECONDITION: ongoing.
+  StartEngine();
+  for (const char* url : {"ask-no", "ask-later"}) {
+    NewTransaction txn = Fake(url, storage::kStatusPrepared);
+    txn.trans.set_query_prepared(url);
+    txn.trans.set_next_cron_time_ms(SystemClock::Get()->NowMs());
+    ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                  engine_->Prepare(std::move(txn), std::move(done));
+                })).ok());
+  }
+  engine_->Start();
+  EXPECT_EQ(WaitForStatus("ask-no", storage::kStatusFailed),
+            storage::kStatusFailed);
+  // Asked once per round (interval 1 s), never twice in one round.
+  ASSERT_TRUE(WaitUntil([&] {
+    int asked = 0;
+    for (const auto& call : invoker_->calls()) asked += call.url == "ask-later";
+    return asked >= 2;
+  }));
+  EXPECT_EQ(Status("ask-later"), storage::kStatusPrepared);
+  for (const auto& call : invoker_->calls()) {
+    EXPECT_NE(call.url, "do0") << "a branch of an unconfirmed message ran";
+  }
+}
+
 }  // namespace dtmd
