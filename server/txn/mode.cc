@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "server/txn/saga.h"
+#include "server/txn/workflow.h"
 #include "storage/store.h"
 
 namespace dtmd::txn {
@@ -12,7 +13,8 @@ namespace {
 absl::flat_hash_map<std::string, const Mode*>& Registry() {
   static auto* const registry = [] {
     auto* modes = new absl::flat_hash_map<std::string, const Mode*>();
-    for (const Mode* mode : {static_cast<const Mode*>(new SagaMode())}) {
+    for (const Mode* mode : {static_cast<const Mode*>(new SagaMode()),
+                             static_cast<const Mode*>(new WorkflowMode())}) {
       modes->emplace(std::string(mode->trans_type()), mode);
     }
     return modes;
