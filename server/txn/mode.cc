@@ -1,8 +1,12 @@
 #include "server/txn/mode.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "server/txn/msg.h"
 #include "server/txn/saga.h"
 #include "server/txn/workflow.h"
 #include "storage/store.h"
@@ -14,6 +18,7 @@ absl::flat_hash_map<std::string, const Mode*>& Registry() {
   static auto* const registry = [] {
     auto* modes = new absl::flat_hash_map<std::string, const Mode*>();
     for (const Mode* mode : {static_cast<const Mode*>(new SagaMode()),
+                             static_cast<const Mode*>(new MsgMode()),
                              static_cast<const Mode*>(new WorkflowMode())}) {
       modes->emplace(std::string(mode->trans_type()), mode);
     }
@@ -37,6 +42,30 @@ void MoveTo(TransRecord* trans, absl::string_view status,
   if (status == storage::kStatusSucceed || status == storage::kStatusFailed) {
     trans->set_finish_time_ms(now_ms);
   }
+}
+
+void SubmitPrepared(TransRecord* trans, int64_t now_ms) {
+  MoveTo(trans, storage::kStatusSubmitted, "", now_ms);
+  trans->set_update_time_ms(now_ms);
+  const int64_t interval_s = trans->options().retry_interval_s();
+  trans->set_next_cron_interval_s(interval_s);
+  trans->set_next_cron_time_ms(
+      AfterSeconds(now_ms, std::max<int64_t>(1, interval_s)));
+}
+
+bool TimedOut(const TransRecord& trans, int64_t now_ms) {
+  const int64_t timeout_s = trans.options().timeout_to_fail_s();
+  const int64_t elapsed_ms = now_ms - trans.create_time_ms();
+  return timeout_s > 0 && elapsed_ms >= 0 && elapsed_ms / 1000 >= timeout_s;
+}
+
+int64_t AfterSeconds(int64_t at_ms, int64_t seconds) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (seconds <= 0) return at_ms;
+  if (seconds > (kMax - std::max<int64_t>(at_ms, 0)) / 1000) {
+    return kMax;
+  }
+  return at_ms + seconds * 1000;
 }
 
 void RegisterMode(const Mode* mode) {

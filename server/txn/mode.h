@@ -28,6 +28,13 @@ namespace dtmd::txn {
 using ::dtmd::storage::v1::BranchRecord;
 using ::dtmd::storage::v1::TransRecord;
 
+// Branch statuses (docs/protocol.md section 2).
+inline constexpr char kBranchPrepared[] = "prepared";
+inline constexpr char kBranchSucceed[] = "succeed";
+inline constexpr char kBranchFailed[] = "failed";
+// The op of a step's forward branch in saga, msg, xa and workflow.
+inline constexpr char kOpAction[] = "action";
+
 // The call state of one branch within a runner's round (not stored): a
 // branch that answered ongoing/unknown is not called again until the next
 // round.
@@ -179,6 +186,19 @@ void RegisterMode(const Mode* mode);
 // empty, and finish_time_ms when the status is final.
 void MoveTo(TransRecord* trans, absl::string_view status,
             absl::string_view reason, int64_t now_ms);
+
+// Moves a prepared `trans` to submitted for a client's Submit: status,
+// update time, the interval back to options.retry_interval_s and the next
+// look one interval (at least 1 s) from now.
+void SubmitPrepared(TransRecord* trans, int64_t now_ms);
+
+// Whether the transaction's TimeoutToFail (when > 0) has passed since its
+// creation: now >= create + timeout, without overflow for any timeout.
+bool TimedOut(const TransRecord& trans, int64_t now_ms);
+
+// at_ms + `seconds` s (at_ms itself when seconds <= 0), saturating instead
+// of overflowing: for deadlines built from client-chosen durations.
+int64_t AfterSeconds(int64_t at_ms, int64_t seconds);
 
 // The retry interval doubled after an unknown answer: from `current` (or
 // `base` when current is 0), at least 1 s, capped at `cap` (when > 0), never

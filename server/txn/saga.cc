@@ -136,13 +136,6 @@ void PlanCompensations(const SagaView& view, SagaDecision* decision) {
   }
 }
 
-// elapsed >= timeout, without overflow for any client timeout.
-bool TimedOut(const TransRecord& trans, int64_t now_ms) {
-  const int64_t timeout_s = trans.options().timeout_to_fail_s();
-  const int64_t elapsed_ms = now_ms - trans.create_time_ms();
-  return timeout_s > 0 && elapsed_ms >= 0 && elapsed_ms / 1000 >= timeout_s;
-}
-
 std::string TimeoutReason(const TransRecord& trans) {
   return absl::StrFormat("Timeout after %d seconds",
                          trans.options().timeout_to_fail_s());
@@ -333,12 +326,7 @@ CommandResult SagaMode::ApplyCommand(Command command, const CommandArgs&,
     result.changed = true;
     return result;
   }
-  MoveTo(trans, st::kStatusSubmitted, "", now_ms);
-  trans->set_update_time_ms(now_ms);
-  trans->set_next_cron_interval_s(trans->options().retry_interval_s());
-  trans->set_next_cron_time_ms(
-      now_ms +
-      std::max<int64_t>(1, trans->options().retry_interval_s()) * 1000);
+  SubmitPrepared(trans, now_ms);
   result.changed = true;
   result.drive = true;
   return result;
@@ -363,8 +351,8 @@ Decision SagaMode::Next(const Plan& plan, const TransRecord& trans,
     decision.wake_at_ms = now_ms + decision.next_interval_s * 1000;
     const int64_t timeout_s = trans.options().timeout_to_fail_s();
     if (timeout_s > 0) {
-      decision.wake_at_ms = std::min(decision.wake_at_ms,
-                                     trans.create_time_ms() + timeout_s * 1000);
+      decision.wake_at_ms = std::min(
+          decision.wake_at_ms, AfterSeconds(trans.create_time_ms(), timeout_s));
     }
     return decision;
   }

@@ -17,29 +17,22 @@
 #include "dtmd/storage/v1/records.pb.h"
 #include "server/txn/mode.h"
 #include "server/txn/outcome.h"
+#include "server/txn/steps_reader.h"
 
 namespace dtmd::txn {
 
 using ::dtmd::storage::v1::BranchRecord;
 using ::dtmd::storage::v1::TransRecord;
 
-inline constexpr char kOpAction[] = "action";
 inline constexpr char kOpCompensate[] = "compensate";
-inline constexpr char kBranchPrepared[] = "prepared";
-inline constexpr char kBranchSucceed[] = "succeed";
-inline constexpr char kBranchFailed[] = "failed";
 
 // Limits applied while parsing a saga request. Steps and CustomedData are
 // read as event streams (json_reader.h) that stop at the first limit crossed,
 // so a request over a limit costs no more memory than one at it.
-struct SagaLimits {
-  int max_steps = 1000;
-  int max_url_bytes = 1024;
+struct SagaLimits : StepsLimits {
   // Entries in all of CustomedData.orders' lists together, duplicates
   // included (each costs work whether or not it is a duplicate).
   int max_order_edges = 10000;
-  // Containers open at once in Steps or CustomedData (DTM's shapes need 3).
-  int max_json_depth = 32;
 };
 
 // A parsed, validated saga definition.

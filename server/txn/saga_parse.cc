@@ -8,120 +8,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "server/txn/branch_url.h"
 #include "server/txn/json_reader.h"
 #include "server/txn/saga.h"
+#include "server/txn/steps_reader.h"
 
 // ParseSaga: from a request's Steps, payloads and CustomedData to the saga's
 // branch records. The planning half of the saga rules is in saga.cc.
 namespace dtmd::txn {
 namespace {
-
-// Checks a non-empty step URL. Returns an error text or "".
-std::string CheckUrl(absl::string_view url, int max_url_bytes) {
-  if (url.size() > static_cast<size_t>(max_url_bytes)) {
-    return absl::StrFormat("URL is %d bytes, more than the limit of %d",
-                           url.size(), max_url_bytes);
-  }
-  absl::StatusOr<BranchTarget> target = ParseBranchUrl(url);
-  return target.ok() ? "" : std::string(target.status().message());
-}
-
-// Steps: [{"action": url, "compensate": url, ...}, ...] or null. Keeps the
-// URLs of at most max_steps steps; ignores other members at any depth.
-class StepsReader : public JsonReader {
- public:
-  explicit StepsReader(const SagaLimits& limits)
-      : JsonReader("Steps", limits.max_json_depth), limits_(limits) {}
-
-  // urls()[2i] is step i's compensate, urls()[2i+1] its action.
-  std::vector<std::string>& urls() { return urls_; }
-  int steps() const { return static_cast<int>(urls_.size() / 2); }
-
- private:
-  // Depths: 0 the document, 1 a step, 2 a step's member.
-  bool OnScalar(int depth, const JsonScalar& value) override {
-    if (depth == 0) {
-      if (value.kind == JsonKind::kNull) return true;  // no steps.
-      return NotAn("Steps: not a JSON array but ", value.kind);
-    }
-    if (depth == 1) return NotAnObject(value.kind);
-    if (depth == 2 && url_ != nullptr) {
-      if (value.kind == JsonKind::kString) return ReadUrl(value.text);
-      if (value.kind == JsonKind::kNull) {
-        url_->clear();
-        return true;
-      }
-      return NotAString(value.kind);
-    }
-    return true;
-  }
-
-  bool OnOpen(int depth, JsonKind kind) override {
-    if (depth == 0) {
-      return kind == JsonKind::kArray ||
-             NotAn("Steps: not a JSON array but ", kind);
-    }
-    if (depth == 1) {
-      if (kind != JsonKind::kObject) return NotAnObject(kind);
-      if (steps() >= limits_.max_steps) {
-        return Fail(absl::InvalidArgumentError(absl::StrFormat(
-            "Steps: more than the limit of %d steps", limits_.max_steps)));
-      }
-      urls_.resize(urls_.size() + 2);
-      url_ = nullptr;  // the resize may have moved the strings.
-      return true;
-    }
-    if (depth == 2 && url_ != nullptr) return NotAString(kind);
-    return true;
-  }
-
-  bool OnKey(int depth, absl::string_view key) override {
-    if (depth != 2) return true;
-    url_ = nullptr;
-    std::string* step = &urls_[urls_.size() - 2];
-    if (key == kOpAction) {
-      url_ = step + 1;
-      op_ = kOpAction;
-    } else if (key == kOpCompensate) {
-      url_ = step;
-      op_ = kOpCompensate;
-    }
-    return true;
-  }
-
-  bool ReadUrl(absl::string_view url) {
-    url_->clear();
-    if (url.empty()) return true;
-    std::string problem = CheckUrl(url, limits_.max_url_bytes);
-    if (!problem.empty()) {
-      return Fail(
-          absl::InvalidArgumentError(absl::StrCat(Field(), ": ", problem)));
-    }
-    url_->assign(url.data(), url.size());
-    return true;
-  }
-
-  std::string Field() const {
-    return absl::StrFormat("Steps[%d].%s", steps() - 1, op_);
-  }
-  bool NotAn(absl::string_view what, JsonKind kind) {
-    return Fail(
-        absl::InvalidArgumentError(absl::StrCat(what, JsonKindName(kind))));
-  }
-  bool NotAnObject(JsonKind kind) {
-    return NotAn(absl::StrFormat("Steps[%d]: not a JSON object but ", steps()),
-                 kind);
-  }
-  bool NotAString(JsonKind kind) {
-    return NotAn(absl::StrCat(Field(), ": not a string but "), kind);
-  }
-
-  const SagaLimits& limits_;
-  std::vector<std::string> urls_;
-  std::string* url_ = nullptr;  // the URL the current member sets, if any.
-  const char* op_ = "";
-};
 
 // An orders key (decimal digits) as a step index; -1 when it is not one in
 // [0, steps).
@@ -339,28 +233,21 @@ absl::StatusOr<SagaDefinition> ParseSaga(
     absl::string_view gid, absl::string_view steps_json,
     const std::vector<std::string>& payloads, absl::string_view customed_data,
     const SagaLimits& limits) {
-  StepsReader steps(limits);
-  if (!steps_json.empty()) {
-    absl::Status status = steps.Read(steps_json, "Steps: not valid JSON");
-    if (!status.ok()) return status;
-  }
+  StepsReader steps(limits, {kOpCompensate, kOpAction});
+  absl::Status status = steps.ReadSteps(steps_json, payloads.size());
+  if (!status.ok()) return status;
   const int count = steps.steps();
-  if (payloads.size() != static_cast<size_t>(count)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "BinPayloads: got %d payloads for %d steps", payloads.size(), count));
-  }
   SagaDefinition def;
-  std::vector<std::string>& urls = steps.urls();
-  def.branches.reserve(urls.size());
+  def.branches.reserve(2 * count);
   for (int step = 0; step < count; ++step) {
     def.branches.push_back(MakeBranch(gid, step, /*is_action=*/false,
-                                      std::move(urls[2 * step]),
+                                      std::move(steps.url(step, 0)),
                                       payloads[step]));
     def.branches.push_back(MakeBranch(gid, step, /*is_action=*/true,
-                                      std::move(urls[2 * step + 1]),
+                                      std::move(steps.url(step, 1)),
                                       payloads[step]));
   }
-  absl::Status status = ParseCustomedData(customed_data, count, limits, &def);
+  status = ParseCustomedData(customed_data, count, limits, &def);
   if (!status.ok()) return status;
   return def;
 }
