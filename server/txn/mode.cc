@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_format.h"
 #include "server/txn/msg.h"
 #include "server/txn/saga.h"
 #include "server/txn/workflow.h"
@@ -44,13 +45,18 @@ void MoveTo(TransRecord* trans, absl::string_view status,
   }
 }
 
-void SubmitPrepared(TransRecord* trans, int64_t now_ms) {
-  MoveTo(trans, storage::kStatusSubmitted, "", now_ms);
+void LeavePrepared(TransRecord* trans, absl::string_view status,
+                   absl::string_view reason, int64_t now_ms) {
+  MoveTo(trans, status, reason, now_ms);
   trans->set_update_time_ms(now_ms);
   const int64_t interval_s = trans->options().retry_interval_s();
   trans->set_next_cron_interval_s(interval_s);
   trans->set_next_cron_time_ms(
       AfterSeconds(now_ms, std::max<int64_t>(1, interval_s)));
+}
+
+void SubmitPrepared(TransRecord* trans, int64_t now_ms) {
+  LeavePrepared(trans, storage::kStatusSubmitted, "", now_ms);
 }
 
 bool TimedOut(const TransRecord& trans, int64_t now_ms) {
@@ -70,6 +76,38 @@ int64_t AfterSeconds(int64_t at_ms, int64_t seconds) {
 
 void RegisterMode(const Mode* mode) {
   Registry()[std::string(mode->trans_type())] = mode;
+}
+
+bool DefaultMoveMustBeDurable(absl::string_view from, absl::string_view to) {
+  if (to == storage::kStatusSucceed) return false;
+  if (from == storage::kStatusAborting && to == storage::kStatusFailed) {
+    return false;
+  }
+  return true;
+}
+
+int64_t DoubledInterval(int64_t current, int64_t base, int64_t cap) {
+  int64_t interval = current > 0 ? current : base;
+  interval = interval > std::numeric_limits<int64_t>::max() / 2
+                 ? std::numeric_limits<int64_t>::max()
+                 : interval * 2;
+  if (cap > 0) interval = std::min(interval, cap);
+  return std::max<int64_t>(interval, 1);
+}
+
+Decision BackOff(const TransRecord& trans, int64_t now_ms,
+                 const RetryPolicy& policy) {
+  Decision decision;
+  decision.next_interval_s = DoubledInterval(trans.next_cron_interval_s(),
+                                             trans.options().retry_interval_s(),
+                                             policy.max_interval_s);
+  decision.wake_at_ms = AfterSeconds(now_ms, decision.next_interval_s);
+  return decision;
+}
+
+std::string TimeoutReason(const TransRecord& trans) {
+  return absl::StrFormat("Timeout after %d seconds",
+                         trans.options().timeout_to_fail_s());
 }
 
 }  // namespace dtmd::txn

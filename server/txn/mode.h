@@ -187,23 +187,46 @@ void RegisterMode(const Mode* mode);
 void MoveTo(TransRecord* trans, absl::string_view status,
             absl::string_view reason, int64_t now_ms);
 
-// Moves a prepared `trans` to submitted for a client's Submit: status,
-// update time, the interval back to options.retry_interval_s and the next
-// look one interval (at least 1 s) from now.
+// Moves a prepared `trans` into `status` (submitted, or aborting for a
+// mode that rolls back on Abort) for a client's command: MoveTo with
+// `reason`, update time, the interval back to options.retry_interval_s and
+// the next look one interval (at least 1 s) from now, so that the record
+// written before the reply resumes the transaction after a restart.
+void LeavePrepared(TransRecord* trans, absl::string_view status,
+                   absl::string_view reason, int64_t now_ms);
+
+// LeavePrepared to submitted, for a client's Submit.
 void SubmitPrepared(TransRecord* trans, int64_t now_ms);
 
 // Whether the transaction's TimeoutToFail (when > 0) has passed since its
 // creation: now >= create + timeout, without overflow for any timeout.
 bool TimedOut(const TransRecord& trans, int64_t now_ms);
 
+// The rollback reason of a timed-out transaction, as DTM words it:
+// "Timeout after N seconds".
+std::string TimeoutReason(const TransRecord& trans);
+
 // at_ms + `seconds` s (at_ms itself when seconds <= 0), saturating instead
 // of overflowing: for deadlines built from client-chosen durations.
 int64_t AfterSeconds(int64_t at_ms, int64_t seconds);
+
+// The usual Mode::MoveMustBeDurable: every move except to succeed and from
+// aborting to failed. Those two only follow from branch results; lost in a
+// crash, they are made again by the same (idempotent) calls after a restart.
+// Every other move decides what is called next (to aborting: the rollback
+// side) or what a client is told.
+bool DefaultMoveMustBeDurable(absl::string_view from, absl::string_view to);
 
 // The retry interval doubled after an unknown answer: from `current` (or
 // `base` when current is 0), at least 1 s, capped at `cap` (when > 0), never
 // overflowing.
 int64_t DoubledInterval(int64_t current, int64_t base, int64_t cap);
+
+// A decision to do nothing now and look again later, less often each time
+// (e.g. a prepared transaction waiting for its client): after the
+// transaction's interval doubled as by DoubledInterval with the policy's cap.
+Decision BackOff(const TransRecord& trans, int64_t now_ms,
+                 const RetryPolicy& policy);
 
 }  // namespace dtmd::txn
 

@@ -2,14 +2,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "storage/store.h"
 
 namespace dtmd::txn {
@@ -136,21 +134,7 @@ void PlanCompensations(const SagaView& view, SagaDecision* decision) {
   }
 }
 
-std::string TimeoutReason(const TransRecord& trans) {
-  return absl::StrFormat("Timeout after %d seconds",
-                         trans.options().timeout_to_fail_s());
-}
-
 }  // namespace
-
-int64_t DoubledInterval(int64_t current, int64_t base, int64_t cap) {
-  int64_t interval = current > 0 ? current : base;
-  interval = interval > std::numeric_limits<int64_t>::max() / 2
-                 ? std::numeric_limits<int64_t>::max()
-                 : interval * 2;
-  if (cap > 0) interval = std::min(interval, cap);
-  return std::max<int64_t>(interval, 1);
-}
 
 SagaGraph::SagaGraph(const TransRecord& trans, int steps)
     : steps_(std::max(steps, 0)) {
@@ -344,11 +328,8 @@ Decision SagaMode::Next(const Plan& plan, const TransRecord& trans,
       decision.rollback_reason = TimeoutReason(trans);
       return decision;
     }
-    // Waiting for Submit: look again later, less often each time.
-    decision.next_interval_s = DoubledInterval(
-        trans.next_cron_interval_s(), trans.options().retry_interval_s(),
-        policy.max_interval_s);
-    decision.wake_at_ms = now_ms + decision.next_interval_s * 1000;
+    // Waiting for Submit.
+    decision = BackOff(trans, now_ms, policy);
     const int64_t timeout_s = trans.options().timeout_to_fail_s();
     if (timeout_s > 0) {
       decision.wake_at_ms = std::min(
@@ -366,11 +347,7 @@ Decision SagaMode::Next(const Plan& plan, const TransRecord& trans,
 
 bool SagaMode::MoveMustBeDurable(absl::string_view from,
                                  absl::string_view to) const {
-  // A lost move to succeed, or from aborting to failed, is made again by the
-  // same calls after a restart; every other move decides what runs next.
-  if (to == st::kStatusSucceed) return false;
-  if (from == st::kStatusAborting && to == st::kStatusFailed) return false;
-  return true;
+  return DefaultMoveMustBeDurable(from, to);
 }
 
 absl::Status SagaMode::WaitOutcome(
