@@ -9,7 +9,9 @@
 #include "absl/strings/str_format.h"
 #include "server/txn/msg.h"
 #include "server/txn/saga.h"
+#include "server/txn/tcc.h"
 #include "server/txn/workflow.h"
+#include "server/txn/xa.h"
 #include "storage/store.h"
 
 namespace dtmd::txn {
@@ -20,6 +22,8 @@ absl::flat_hash_map<std::string, const Mode*>& Registry() {
     auto* modes = new absl::flat_hash_map<std::string, const Mode*>();
     for (const Mode* mode : {static_cast<const Mode*>(new SagaMode()),
                              static_cast<const Mode*>(new MsgMode()),
+                             static_cast<const Mode*>(new TccMode()),
+                             static_cast<const Mode*>(new XaMode()),
                              static_cast<const Mode*>(new WorkflowMode())}) {
       modes->emplace(std::string(mode->trans_type()), mode);
     }
