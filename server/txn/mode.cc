@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
@@ -80,6 +81,16 @@ int64_t AfterSeconds(int64_t at_ms, int64_t seconds) {
 
 void RegisterMode(const Mode* mode) {
   Registry()[std::string(mode->trans_type())] = mode;
+}
+
+const BranchRecord* FindBranch(const std::vector<BranchRecord>& branches,
+                               const BranchRecord& wanted) {
+  for (const BranchRecord& b : branches) {
+    if (b.branch_id() == wanted.branch_id() && b.op() == wanted.op()) {
+      return &b;
+    }
+  }
+  return nullptr;
 }
 
 bool DefaultMoveMustBeDurable(absl::string_view from, absl::string_view to) {

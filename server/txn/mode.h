@@ -187,6 +187,11 @@ void RegisterMode(const Mode* mode);
 void MoveTo(TransRecord* trans, absl::string_view status,
             absl::string_view reason, int64_t now_ms);
 
+// The record in `branches` with the branch_id and op of `wanted` (a
+// registration's repeat), or nullptr. Linear.
+const BranchRecord* FindBranch(const std::vector<BranchRecord>& branches,
+                               const BranchRecord& wanted);
+
 // Moves a prepared `trans` into `status` (submitted, or aborting for a
 // mode that rolls back on Abort) for a client's command: MoveTo with
 // `reason`, update time, the interval back to options.retry_interval_s and

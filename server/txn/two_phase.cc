@@ -13,17 +13,6 @@ namespace {
 
 namespace st = ::dtmd::storage;
 
-// The branch with this branch_id and op among `branches`, or nullptr.
-const BranchRecord* FindBranch(const std::vector<BranchRecord>& branches,
-                               const BranchRecord& wanted) {
-  for (const BranchRecord& b : branches) {
-    if (b.branch_id() == wanted.branch_id() && b.op() == wanted.op()) {
-      return &b;
-    }
-  }
-  return nullptr;
-}
-
 CallState StateAt(const std::vector<CallState>& call_state, int position) {
   return position < static_cast<int>(call_state.size()) ? call_state[position]
                                                         : CallState::kIdle;

@@ -143,18 +143,6 @@ int64_t ResumeIntervalS(const TransRecord& trans) {
   return std::max<int64_t>(1, trans.options().retry_interval_s());
 }
 
-// The record in `list` of the same step (branch_id and op), or nullptr.
-const BranchRecord* FindStep(const std::vector<BranchRecord>& list,
-                             const BranchRecord& step) {
-  for (const BranchRecord& existing : list) {
-    if (existing.branch_id() == step.branch_id() &&
-        existing.op() == step.op()) {
-      return &existing;
-    }
-  }
-  return nullptr;
-}
-
 CommandResult RegisterStep(const CommandArgs& args,
                            const std::vector<BranchRecord>& branches,
                            const TransRecord& trans, int64_t now_ms) {
@@ -166,8 +154,8 @@ CommandResult RegisterStep(const CommandArgs& args,
     return result;
   }
   for (const BranchRecord& step : args.branches) {
-    const BranchRecord* existing = FindStep(branches, step);
-    if (existing == nullptr) existing = FindStep(result.added, step);
+    const BranchRecord* existing = FindBranch(branches, step);
+    if (existing == nullptr) existing = FindBranch(result.added, step);
     const bool conflict =
         existing != nullptr && (existing->status() != step.status() ||
                                 existing->bin_data() != step.bin_data());
