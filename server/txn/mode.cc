@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/txn/msg.h"
 #include "server/txn/saga.h"
@@ -91,6 +93,21 @@ const BranchRecord* FindBranch(const std::vector<BranchRecord>& branches,
     }
   }
   return nullptr;
+}
+
+absl::Status DefaultWaitOutcome(const TransRecord& trans) {
+  const std::string& gid = trans.gid();
+  if (trans.status() == storage::kStatusSucceed) return absl::OkStatus();
+  if (trans.status() == storage::kStatusFailed) {
+    if (trans.rollback_reason().empty()) {
+      return absl::AbortedError(absl::StrCat("transaction ", gid, " failed"));
+    }
+    return absl::AbortedError(absl::StrCat(
+        "transaction ", gid, " failed: ", trans.rollback_reason()));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "transaction ", gid, " is still ", trans.status(),
+      " after its first round; dtmd keeps retrying in the background"));
 }
 
 bool DefaultMoveMustBeDurable(absl::string_view from, absl::string_view to) {

@@ -215,6 +215,12 @@ std::string TimeoutReason(const TransRecord& trans);
 // of overflowing: for deadlines built from client-chosen durations.
 int64_t AfterSeconds(int64_t at_ms, int64_t seconds);
 
+// The usual Mode::WaitOutcome: succeed: OK; failed: ABORTED "transaction G
+// failed: <rollback reason>" (no colon without a reason); otherwise
+// FAILED_PRECONDITION "transaction G is still <status> after its first
+// round; ...".
+absl::Status DefaultWaitOutcome(const TransRecord& trans);
+
 // The usual Mode::MoveMustBeDurable: every move except to succeed and from
 // aborting to failed. Those two only follow from branch results; lost in a
 // crash, they are made again by the same (idempotent) calls after a restart.

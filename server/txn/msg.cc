@@ -210,15 +210,7 @@ bool MsgMode::ApplyQueryAnswer(TransRecord* trans, BranchOutcome outcome,
 
 absl::Status MsgMode::WaitOutcome(const TransRecord& trans,
                                   const std::vector<BranchRecord>&) const {
-  const std::string& gid = trans.gid();
-  if (trans.status() == st::kStatusSucceed) return absl::OkStatus();
-  if (trans.status() == st::kStatusFailed) {
-    return absl::AbortedError(absl::StrCat(
-        "transaction ", gid, " failed: ", trans.rollback_reason()));
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "transaction ", gid, " is still ", trans.status(),
-      " after its first round; dtmd keeps retrying in the background"));
+  return DefaultWaitOutcome(trans);
 }
 
 }  // namespace dtmd::txn
