@@ -133,6 +133,25 @@ class HookedStore : public storage::Store {
                                                    int limit) override {
     return inner_->ScanDue(until_ms, limit);
   }
+  void Subscribe(std::string topic, std::string url, std::string remark,
+                 storage::StatusCallback done) override {
+    inner_->Subscribe(std::move(topic), std::move(url), std::move(remark),
+                      std::move(done));
+  }
+  void Unsubscribe(std::string topic, std::string url,
+                   storage::StatusCallback done) override {
+    inner_->Unsubscribe(std::move(topic), std::move(url), std::move(done));
+  }
+  void DeleteTopic(std::string topic, storage::StatusCallback done) override {
+    inner_->DeleteTopic(std::move(topic), std::move(done));
+  }
+  absl::StatusOr<std::vector<storage::Subscriber>> GetTopic(
+      absl::string_view topic) override {
+    return inner_->GetTopic(topic);
+  }
+  absl::StatusOr<std::vector<std::string>> ListTopics() override {
+    return inner_->ListTopics();
+  }
   void Flush() override { inner_->Flush(); }
   absl::Status WriteHealth() override { return inner_->WriteHealth(); }
 

@@ -8,6 +8,8 @@
 //   branch_states  same key -> BranchState (once the branch has changed)
 //   due            next_cron_time_ms (8 bytes, big-endian) gid -> ""
 //                  (unfinished transactions only)
+//   topics         topic name -> TopicRecord (its subscribers, in order;
+//                  added to format 2 later: created at open when missing)
 // A branch is split in two records so that an answer rewrites its small
 // state, never its payload (a new branch is one key: its definition carries
 // its initial state); a saga step's action and compensation share one
@@ -104,6 +106,14 @@ class RocksDBStore : public Store {
       absl::string_view gid) override;
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override;
+  void Subscribe(std::string topic, std::string url, std::string remark,
+                 StatusCallback done) override;
+  void Unsubscribe(std::string topic, std::string url,
+                   StatusCallback done) override;
+  void DeleteTopic(std::string topic, StatusCallback done) override;
+  absl::StatusOr<std::vector<Subscriber>> GetTopic(
+      absl::string_view topic) override;
+  absl::StatusOr<std::vector<std::string>> ListTopics() override;
   void Flush() override;
   absl::Status WriteHealth() override;
 

@@ -35,13 +35,15 @@ struct Families {
   rocksdb::ColumnFamilyHandle* branch_defs;    // branch key -> definition.
   rocksdb::ColumnFamilyHandle* branch_states;  // branch key -> state.
   rocksdb::ColumnFamilyHandle* due;            // due key -> "".
+  rocksdb::ColumnFamilyHandle* topics;         // topic -> TopicRecord.
 };
 
 // The writes of one group, staged in a plain WriteBatch, and what later ops
 // of the same group must see of them: the transaction records written (by
-// gid) and how many branches each gid gained. (An indexed batch would serve
-// too, but sorting every key of every group into an index cost about 8% of
-// dtmd's CPU in the saga benchmarks.) Writer-thread confined.
+// gid), how many branches each gid gained, and the topic records written
+// or deleted. (An indexed batch would serve too, but sorting every key of
+// every group into an index cost about 8% of dtmd's CPU in the saga
+// benchmarks.) Writer-thread confined.
 class GroupOverlay {
  public:
   rocksdb::WriteBatch* batch() { return &batch_; }
@@ -49,6 +51,7 @@ class GroupOverlay {
     batch_.Clear();
     trans_.clear();
     new_branches_.clear();
+    topics_.clear();
   }
   // The serialized record staged for gid in this group, or nullptr.
   const std::string* Trans(absl::string_view gid) const {
@@ -64,11 +67,21 @@ class GroupOverlay {
     return it == new_branches_.end() ? 0 : it->second;
   }
   void AddNewBranch(absl::string_view gid) { ++new_branches_[gid]; }
+  // The topic as staged in this group: nullptr if the group did not touch
+  // it; a null optional if the group deleted it.
+  const std::optional<std::string>* Topic(absl::string_view topic) const {
+    auto it = topics_.find(topic);
+    return it == topics_.end() ? nullptr : &it->second;
+  }
+  void PutTopic(absl::string_view topic, std::optional<std::string> value) {
+    topics_[topic] = std::move(value);
+  }
 
  private:
   rocksdb::WriteBatch batch_;
   absl::flat_hash_map<std::string, std::string> trans_;
   absl::flat_hash_map<std::string, int32_t> new_branches_;
+  absl::flat_hash_map<std::string, std::optional<std::string>> topics_;
 };
 
 // Reads gid's record, seeing `overlay` (the group's pending writes) when not
@@ -86,13 +99,27 @@ absl::StatusOr<int32_t> CountBranches(rocksdb::DB* db, const Families& cfs,
                                       absl::string_view gid,
                                       const GroupOverlay* overlay);
 
+// The topic's record (NOT_FOUND if it does not exist), seeing `overlay`
+// when not null.
+absl::StatusOr<v1::TopicRecord> ReadTopic(rocksdb::DB* db, const Families& cfs,
+                                          absl::string_view topic,
+                                          const GroupOverlay* overlay);
+
 class RocksDBStore::Impl {
  public:
   // One queued write; `create_done` is set for kCreate, `status_done`
   // otherwise. `rejected` ops carry no records: they only await their turn
   // to report RESOURCE_EXHAUSTED in order.
   struct Op {
-    enum class Kind { kCreate, kUpdate, kPutBranches, kAppend };
+    enum class Kind {
+      kCreate,
+      kUpdate,
+      kPutBranches,
+      kAppend,
+      kSubscribe,
+      kUnsubscribe,
+      kDeleteTopic
+    };
     Kind kind;
     TransRecord trans;            // kCreate, kUpdate.
     std::string gid;              // kPutBranches, kAppend.
@@ -102,7 +129,9 @@ class RocksDBStore::Impl {
     CreateCallback create_done;
     StatusCallback status_done;
     absl::Status rejected = absl::OkStatus();
-    size_t bytes = 0;  // Counted against options.max_queued_bytes.
+    size_t bytes = 0;            // Counted against options.max_queued_bytes.
+    std::string topic = {};      // kSubscribe, kUnsubscribe, kDeleteTopic.
+    Subscriber subscriber = {};  // kSubscribe; kUnsubscribe (url only).
   };
 
   // What the DB needs kept alive beside it, released after it closes.
@@ -116,6 +145,10 @@ class RocksDBStore::Impl {
   Impl(RocksDBStoreOptions options, Resources resources, rocksdb::DB* db,
        std::vector<rocksdb::ColumnFamilyHandle*> handles);
   ~Impl();
+
+  // A synced topic write (rocksdb_store_topics.cc).
+  static Op TopicOp(Op::Kind kind, std::string topic, Subscriber subscriber,
+                    StatusCallback done);
 
   void Enqueue(Op op);
   void Flush();
@@ -180,6 +213,10 @@ class RocksDBStore::Impl {
   absl::Status StageUpdate(Op& op, Overlay* batch, Changes* changes);
   absl::Status StagePutBranches(Op& op, Changes* changes);
   absl::Status StageAppend(Op& op, Overlay* batch, Changes* changes);
+  // rocksdb_store_topics.cc.
+  absl::Status StageSubscribe(Op& op, Overlay* batch, Changes* changes);
+  absl::Status StageUnsubscribe(Op& op, Overlay* batch, Changes* changes);
+  absl::Status StageDeleteTopic(Op& op, Overlay* batch, Changes* changes);
   // Definitions (payloads shared, see SharePayloads) and states of branches
   // being created.
   void StageNewBranches(absl::string_view gid,

@@ -29,10 +29,17 @@ constexpr char kAcceptHint[] =
     " Restore the data dir from a backup, or start with --accept_data_loss "
     "to continue with what can be recovered.";
 
-// The column families of format 2, in Families order.
+// The column families of format 2, in Families order. `topics` came
+// later: a format-2 store written before it gets it (empty) at open; every
+// other family must be there.
+constexpr char kTopicsFamily[] = "topics";
 std::vector<std::string> FamilyNames() {
-  return {rocksdb::kDefaultColumnFamilyName, "trans", "branch_defs",
-          "branch_states", "due"};
+  return {rocksdb::kDefaultColumnFamilyName,
+          "trans",
+          "branch_defs",
+          "branch_states",
+          "due",
+          kTopicsFamily};
 }
 
 struct DbOptions {
@@ -68,11 +75,9 @@ DbOptions MakeOptions(const RocksDBStoreOptions& options, rocksdb::Env* env,
       rocksdb::NewCompactOnDeletionCollectorFactory(128, 64, 0.5));
 
   const std::vector<std::string> names = FamilyNames();
-  result.families = {{names[0], cf_options},
-                     {names[1], trans_options},
-                     {names[2], cf_options},
-                     {names[3], cf_options},
-                     {names[4], due_options}};
+  result.families = {{names[0], cf_options},  {names[1], trans_options},
+                     {names[2], cf_options},  {names[3], cf_options},
+                     {names[4], due_options}, {names[5], cf_options}};
   return result;
 }
 
@@ -81,6 +86,7 @@ struct Existing {
   std::string format;  // Empty if there is no format key.
   bool empty = true;   // No key in any column family.
   uint64_t sequence = 0;
+  std::vector<std::string> families;
 };
 
 // Opens the store read-only (which neither replays into new files nor
@@ -106,6 +112,7 @@ absl::StatusOr<Existing> Inspect(const std::string& path,
   }
   std::unique_ptr<rocksdb::DB> db(raw);
   Existing existing;
+  existing.families = names;
   existing.sequence = db->GetLatestSequenceNumber();
   std::string format;
   s = db->Get(rocksdb::ReadOptions(), handles[0], kFormatKey, &format);
@@ -152,6 +159,25 @@ absl::Status CheckExisting(const RocksDBStoreOptions& options,
         "the store in ", path, " has format ", existing->format,
         "; this dtmd reads format ", kFormatVersion,
         ". Use the dtmd that wrote it, or move the data dir away."));
+  }
+  if (!existing->format.empty()) {
+    // create_missing_column_families would quietly replace a lost family
+    // with an empty one; only the family added to format 2 later may be
+    // missing.
+    for (const std::string& name : FamilyNames()) {
+      if (name == kTopicsFamily ||
+          std::find(existing->families.begin(), existing->families.end(),
+                    name) != existing->families.end()) {
+        continue;
+      }
+      const std::string missing =
+          absl::StrCat("the store in ", path, " has no column family '", name,
+                       "': its MANIFEST is damaged.");
+      if (!accept)
+        return absl::DataLossError(absl::StrCat(missing, kAcceptHint));
+      LOG(ERROR) << "RocksDBStore: " << missing
+                 << " Opening anyway (--accept_data_loss)";
+    }
   }
   if (existing->format.empty()) {
     if (!existing->empty) {

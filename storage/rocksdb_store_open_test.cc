@@ -66,15 +66,6 @@ class OpenTest : public StoreTestBase {
     std::getline(in, name);
     return fs::path(path_) / name;
   }
-
-  absl::Status OpenStatus(bool accept_data_loss = false) {
-    RocksDBStoreOptions options = options_;
-    options.accept_data_loss = accept_data_loss;
-    absl::StatusOr<std::unique_ptr<RocksDBStore>> store =
-        RocksDBStore::Open(options);
-    if (store.ok()) store_ = std::move(*store);
-    return store.status();
-  }
 };
 
 TEST_F(OpenTest, CrashImageReopensWithEverything) {

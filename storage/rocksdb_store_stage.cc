@@ -184,6 +184,15 @@ RocksDBStore::Impl::Outcome RocksDBStore::Impl::Apply(
     case Op::Kind::kAppend:
       outcome.status = StageAppend(op, batch, &changes);
       break;
+    case Op::Kind::kSubscribe:
+      outcome.status = StageSubscribe(op, batch, &changes);
+      break;
+    case Op::Kind::kUnsubscribe:
+      outcome.status = StageUnsubscribe(op, batch, &changes);
+      break;
+    case Op::Kind::kDeleteTopic:
+      outcome.status = StageDeleteTopic(op, batch, &changes);
+      break;
   }
   if (!outcome.status.ok()) return outcome;
   for (Change& change : changes) {
@@ -191,11 +200,16 @@ RocksDBStore::Impl::Outcome RocksDBStore::Impl::Apply(
         change.is_delete
             ? batch->batch()->Delete(change.cf, change.key)
             : batch->batch()->Put(change.cf, change.key, change.value);
-    // What later ops of the group read: records and branch counts.
+    // What later ops of the group read: records, branch counts, topics.
     if (!change.is_delete && change.cf == cfs_.trans) {
       batch->PutTrans(change.key, std::move(change.value));
     } else if (!change.is_delete && change.cf == cfs_.branch_defs) {
       batch->AddNewBranch(BranchKeyGid(change.key));
+    } else if (change.cf == cfs_.topics) {
+      batch->PutTopic(change.key, change.is_delete
+                                      ? std::nullopt
+                                      : std::optional<std::string>(
+                                            std::move(change.value)));
     }
     // Cannot fail without a batch size limit; if it does, the batch may
     // hold part of this op, so the whole group must fail.

@@ -27,8 +27,8 @@ RocksDBStore::Impl::Impl(RocksDBStoreOptions options, Resources resources,
       env_(std::move(resources.env)),
       db_(db),
       handles_(std::move(handles)),
-      cfs_{handles_.at(0), handles_.at(1), handles_.at(2), handles_.at(3),
-           handles_.at(4)},
+      cfs_{handles_.at(0), handles_.at(1), handles_.at(2),
+           handles_.at(3), handles_.at(4), handles_.at(5)},
       health_(std::move(resources.health)),
       synced_file_(std::move(resources.synced_file)),
       syncer_([this] { SyncerLoop(); }),
@@ -64,6 +64,8 @@ RocksDBStore::Impl::~Impl() {
 void RocksDBStore::Impl::Enqueue(Op op) {
   size_t bytes = op.trans.ByteSizeLong();
   for (const BranchRecord& branch : op.branches) bytes += branch.ByteSizeLong();
+  bytes +=
+      op.topic.size() + op.subscriber.url.size() + op.subscriber.remark.size();
   absl::MutexLock lock(&mu_);
   CHECK(!writer_done_) << "RocksDBStore: write issued after destruction";
   if (queued_writes_ >= static_cast<size_t>(options_.max_queued_writes) ||
@@ -76,6 +78,8 @@ void RocksDBStore::Impl::Enqueue(Op op) {
     op.trans.Clear();
     op.branches.clear();
     op.branches.shrink_to_fit();
+    op.topic.clear();
+    op.subscriber = Subscriber();
   } else {
     op.bytes = bytes;
     ++queued_writes_;

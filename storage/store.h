@@ -52,6 +52,13 @@ struct CreateResult {
   std::vector<BranchRecord> branches;
 };
 
+// One subscriber of a topic (a msg step `topic://NAME` expands to one branch
+// per subscriber URL).
+struct Subscriber {
+  std::string url;
+  std::string remark;
+};
+
 using StatusCallback = std::function<void(absl::Status)>;
 using CreateCallback = std::function<void(absl::StatusOr<CreateResult>)>;
 
@@ -108,6 +115,29 @@ class Store {
   // next_cron_time order, at most `limit`.
   virtual absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                            int limit) = 0;
+
+  // Topics. Writes are always synced (an OK may be acknowledged), applied
+  // in issue order with the other writes, and checked against the state the
+  // earlier writes left. INVALID_ARGUMENT for an empty topic or url; url
+  // and remark must be valid UTF-8 (the caller checks: they are stored as
+  // protobuf strings).
+  //
+  // Adds url (with remark) as the topic's last subscriber, creating the
+  // topic if needed. ALREADY_EXISTS if url is subscribed to it already.
+  virtual void Subscribe(std::string topic, std::string url, std::string remark,
+                         StatusCallback done) = 0;
+  // Removes url from the topic; the topic goes with its last subscriber.
+  // NOT_FOUND if the topic is unknown or url is not subscribed to it.
+  virtual void Unsubscribe(std::string topic, std::string url,
+                           StatusCallback done) = 0;
+  // Removes the topic with all its subscribers. NOT_FOUND if unknown.
+  virtual void DeleteTopic(std::string topic, StatusCallback done) = 0;
+  // The topic's subscribers in subscription order; NOT_FOUND if the topic
+  // does not exist.
+  virtual absl::StatusOr<std::vector<Subscriber>> GetTopic(
+      absl::string_view topic) = 0;
+  // The names of all topics, sorted (bytewise).
+  virtual absl::StatusOr<std::vector<std::string>> ListTopics() = 0;
 
   // Blocks until every write issued before the call has completed.
   virtual void Flush() = 0;

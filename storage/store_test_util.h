@@ -94,6 +94,17 @@ class StoreTestBase : public ::testing::Test {
     store_ = std::move(*store);
   }
 
+  // Opens the store at path_ with `options_` and accept_data_loss (store_
+  // must be closed first); on success the store becomes store_.
+  absl::Status OpenStatus(bool accept_data_loss = false) {
+    RocksDBStoreOptions options = options_;
+    options.accept_data_loss = accept_data_loss;
+    absl::StatusOr<std::unique_ptr<RocksDBStore>> store =
+        RocksDBStore::Open(options);
+    if (store.ok()) store_ = std::move(*store);
+    return store.status();
+  }
+
   absl::StatusOr<CreateResult> Create(TransRecord trans,
                                       std::vector<BranchRecord> branches = {},
                                       Durability d = Durability::kSync) {
