@@ -205,13 +205,25 @@ grpc::ServerUnaryReactor* DtmService::PrepareWorkflow(
 
 namespace {
 
-grpc::ServerUnaryReactor* TopicsNotYetSupported(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
-    grpc::ByteBuffer* reply) {
+// Validates a topic request of `kind`, then hands it to `write` (a store
+// topic write taking the completion callback), which finishes the reactor
+// once the change is synced.
+template <typename Write>
+grpc::ServerUnaryReactor* ServeTopic(Engine* engine,
+                                     grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* body,
+                                     grpc::ByteBuffer* reply,
+                                     TopicRequestKind kind, Write write) {
   return Serve<dtmgimp::DtmTopicRequest>(
-      context, body, reply, [&](const dtmgimp::DtmTopicRequest&) {
-        return FinishNow(
-            context, absl::UnimplementedError("topics are not supported yet"));
+      context, body, reply, [&](const dtmgimp::DtmTopicRequest& request) {
+        if (absl::Status s =
+                ValidateTopicRequest(request, kind, engine->config());
+            !s.ok()) {
+          return FinishNow(context, s);
+        }
+        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+        write(engine->store(), request, FinishLater(reactor));
+        return reactor;
       });
 }
 
@@ -220,19 +232,35 @@ grpc::ServerUnaryReactor* TopicsNotYetSupported(
 grpc::ServerUnaryReactor* DtmService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return TopicsNotYetSupported(context, body, reply);
+  return ServeTopic(
+      engine_, context, body, reply, TopicRequestKind::kSubscribe,
+      [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
+         ReplyCallback done) {
+        store->Subscribe(request.topic(), request.url(), request.remark(),
+                         std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* DtmService::Unsubscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return TopicsNotYetSupported(context, body, reply);
+  return ServeTopic(
+      engine_, context, body, reply, TopicRequestKind::kUnsubscribe,
+      [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
+         ReplyCallback done) {
+        store->Unsubscribe(request.topic(), request.url(), std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* DtmService::DeleteTopic(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return TopicsNotYetSupported(context, body, reply);
+  return ServeTopic(
+      engine_, context, body, reply, TopicRequestKind::kDeleteTopic,
+      [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
+         ReplyCallback done) {
+        store->DeleteTopic(request.topic(), std::move(done));
+      });
 }
 
 }  // namespace dtmd

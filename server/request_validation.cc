@@ -7,6 +7,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/txn/branch_url.h"
+#include "server/txn/msg.h"
 #include "server/txn/saga.h"
 
 namespace dtmd {
@@ -39,21 +41,31 @@ bool IsHeaderKeyChar(char c) {
          c == '_' || c == '.';
 }
 
-}  // namespace
-
-absl::Status ValidateGid(absl::string_view gid, int max_bytes) {
-  if (gid.empty()) return absl::InvalidArgumentError("Gid: must not be empty");
-  if (gid.size() > static_cast<size_t>(max_bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Gid: ", gid.size(), " bytes, longer than the limit of ", max_bytes));
+// A name (gid, topic): 1..max_bytes bytes of printable ASCII (0x21..0x7e).
+absl::Status CheckName(absl::string_view field, absl::string_view name,
+                       int max_bytes) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must not be empty"));
   }
-  for (char c : gid) {
+  if (name.size() > static_cast<size_t>(max_bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", name.size(),
+                     " bytes, longer than the limit of ", max_bytes));
+  }
+  for (char c : name) {
     if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError(
-          "Gid: only printable ASCII without spaces is allowed");
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": only printable ASCII without spaces is allowed"));
     }
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateGid(absl::string_view gid, int max_bytes) {
+  return CheckName("Gid", gid, max_bytes);
 }
 
 absl::Status ValidateTransType(absl::string_view trans_type) {
@@ -202,6 +214,37 @@ absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
   for (storage::v1::BranchRecord& b : out.branches)
     b.set_create_time_ms(now_ms);
   return out;
+}
+
+absl::Status ValidateTopic(absl::string_view topic) {
+  return CheckName("Topic", topic, txn::kMaxTopicNameBytes);
+}
+
+absl::Status ValidateTopicRequest(const dtmgimp::DtmTopicRequest& request,
+                                  TopicRequestKind kind, const Config& config) {
+  if (absl::Status s = ValidateTopic(request.topic()); !s.ok()) return s;
+  if (kind == TopicRequestKind::kDeleteTopic) return absl::OkStatus();
+  const std::string& url = request.url();
+  if (url.empty()) return absl::InvalidArgumentError("URL: must not be empty");
+  if (url.size() > static_cast<size_t>(config.max_url_bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("URL: ", url.size(), " bytes, more than the limit of ",
+                     config.max_url_bytes));
+  }
+  if (kind == TopicRequestKind::kUnsubscribe) return absl::OkStatus();
+  // A subscriber is called as a msg step is: the same rule as step URLs.
+  if (absl::StatusOr<txn::BranchTarget> target = txn::ParseBranchUrl(url);
+      !target.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("URL: ", target.status().message()));
+  }
+  // UTF-8 was checked when the request was parsed (a proto3 string).
+  if (request.remark().size() > kMaxRemarkBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Remark: ", request.remark().size(),
+                     " bytes, more than the limit of ", kMaxRemarkBytes));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dtmd

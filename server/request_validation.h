@@ -47,6 +47,22 @@ absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
                                          absl::string_view status,
                                          int64_t now_ms, const Config& config);
 
+// Topic: what a msg step may name as `topic://NAME` (txn/msg.h): 1..128
+// bytes of printable ASCII (0x21..0x7e).
+absl::Status ValidateTopic(absl::string_view topic);
+
+// Remark: free text kept with a subscription, up to this many bytes.
+inline constexpr size_t kMaxRemarkBytes = 1024;
+
+enum class TopicRequestKind { kSubscribe, kUnsubscribe, kDeleteTopic };
+
+// A topic request of `kind`: Topic always (ValidateTopic); URL non-empty and
+// at most config.max_url_bytes for Subscribe and Unsubscribe, and for
+// Subscribe a branch URL as saga steps have (txn::ParseBranchUrl), Remark at
+// most kMaxRemarkBytes. INVALID_ARGUMENT naming the field otherwise.
+absl::Status ValidateTopicRequest(const dtmgimp::DtmTopicRequest& request,
+                                  TopicRequestKind kind, const Config& config);
+
 }  // namespace dtmd
 
 #endif  // DTMD_SERVER_REQUEST_VALIDATION_H_

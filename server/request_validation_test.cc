@@ -128,5 +128,76 @@ TEST(BuildSagaTest, StepsAreCappedByTheConfiguration) {
                 "Steps: more than the limit of 2 steps");
 }
 
+dtmgimp::DtmTopicRequest TopicRequest(const std::string& topic,
+                                      const std::string& url,
+                                      const std::string& remark = "") {
+  dtmgimp::DtmTopicRequest request;
+  request.set_topic(topic);
+  request.set_url(url);
+  request.set_remark(remark);
+  return request;
+}
+
+TEST(ValidateTopicRequestTest, TopicIsPrintableAsciiWithoutSlashUpTo128) {
+  Config config;
+  const auto kind = TopicRequestKind::kDeleteTopic;
+  EXPECT_TRUE(ValidateTopicRequest(TopicRequest(std::string(128, 't'), ""),
+                                   kind, config)
+                  .ok());
+  ExpectInvalid(ValidateTopicRequest(TopicRequest(std::string(129, 't'), ""),
+                                     kind, config),
+                "Topic: 129 bytes, longer than the limit of 128");
+  ExpectInvalid(ValidateTopicRequest(TopicRequest("", ""), kind, config),
+                "Topic: must not be empty");
+  for (const char* bad : {"a b", "tab\t", "caf\xc3\xa9"}) {
+    ExpectInvalid(ValidateTopicRequest(TopicRequest(bad, ""), kind, config),
+                  "Topic: only printable ASCII without spaces is allowed");
+  }
+  // As a msg step may name it (topic://NAME).
+  EXPECT_TRUE(
+      ValidateTopicRequest(TopicRequest("a/b:c", ""), kind, config).ok());
+}
+
+TEST(ValidateTopicRequestTest, SubscribeNeedsABranchUrlAndAShortRemark) {
+  Config config;
+  config.max_url_bytes = 64;
+  const auto kind = TopicRequestKind::kSubscribe;
+  EXPECT_TRUE(
+      ValidateTopicRequest(TopicRequest("t", "localhost:8080/pkg.Svc/Method",
+                                        std::string(kMaxRemarkBytes, 'r')),
+                           kind, config)
+          .ok());
+  ExpectInvalid(ValidateTopicRequest(TopicRequest("t", ""), kind, config),
+                "URL: must not be empty");
+  ExpectInvalid(
+      ValidateTopicRequest(TopicRequest("t", "not a url"), kind, config),
+      "URL: ");
+  ExpectInvalid(ValidateTopicRequest(TopicRequest("t", "unix:/tmp/s/pkg.Svc/M"),
+                                     kind, config),
+                "URL: ");
+  ExpectInvalid(ValidateTopicRequest(
+                    TopicRequest("t", "h:1/pkg.Svc/" + std::string(60, 'm')),
+                    kind, config),
+                "URL: 72 bytes, more than the limit of 64");
+  ExpectInvalid(
+      ValidateTopicRequest(TopicRequest("t", "h:1/pkg.Svc/M",
+                                        std::string(kMaxRemarkBytes + 1, 'r')),
+                           kind, config),
+      "Remark: 1025 bytes");
+}
+
+TEST(ValidateTopicRequestTest, UnsubscribeNeedsAnyNonEmptyUrl) {
+  Config config;
+  const auto kind = TopicRequestKind::kUnsubscribe;
+  // An URL that could never have been subscribed is simply not found later.
+  EXPECT_TRUE(
+      ValidateTopicRequest(TopicRequest("t", "not a url"), kind, config).ok());
+  ExpectInvalid(ValidateTopicRequest(TopicRequest("t", ""), kind, config),
+                "URL: must not be empty");
+  ExpectInvalid(
+      ValidateTopicRequest(TopicRequest("", "h:1/p.S/M"), kind, config),
+      "Topic: must not be empty");
+}
+
 }  // namespace
 }  // namespace dtmd
