@@ -61,12 +61,6 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
   return handler(request);
 }
 
-// The modes still to come: the request is well-formed but not served yet.
-absl::Status NotYetSupported(absl::string_view trans_type) {
-  return absl::UnimplementedError(absl::StrCat(
-      "TransType: ", trans_type, " transactions are not supported yet"));
-}
-
 // Validation common to Submit, Prepare and Abort.
 absl::Status CheckRequestHead(const dtmgimp::DtmRequest& request,
                               Engine* engine) {
@@ -75,20 +69,30 @@ absl::Status CheckRequestHead(const dtmgimp::DtmRequest& request,
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = ValidateTransType(request.transtype()); !s.ok()) {
-    return s;
-  }
-  if (request.transtype() != "saga") {
-    // A gid re-used with another type is a client error whatever the type.
-    absl::StatusOr<storage::v1::TransRecord> existing =
-        engine->store()->GetTransaction(request.gid());
-    if (existing.ok() && existing->trans_type() != request.transtype()) {
-      return TransTypeMismatch(request.gid(), existing->trans_type(),
-                               request.transtype());
+  return ValidateTransType(request.transtype());
+}
+
+// Subscribers of a msg step's topic, read from the store.
+TopicResolver StoreTopics(storage::Store* store) {
+  return [store](absl::string_view topic)
+             -> absl::StatusOr<std::vector<std::string>> {
+    absl::StatusOr<std::vector<storage::Subscriber>> subscribers =
+        store->GetTopic(topic);
+    if (absl::IsNotFound(subscribers.status()) ||
+        (subscribers.ok() && subscribers->empty())) {
+      return absl::NotFoundError(
+          absl::StrCat("Steps: topic ", topic, " has no subscribers"));
     }
-    return NotYetSupported(request.transtype());
-  }
-  return absl::OkStatus();
+    if (!subscribers.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot read topic ", topic, ": ", subscribers.status().message()));
+    }
+    std::vector<std::string> urls;
+    urls.reserve(subscribers->size());
+    for (storage::Subscriber& s : *subscribers)
+      urls.push_back(std::move(s.url));
+    return urls;
+  };
 }
 
 }  // namespace
@@ -119,15 +123,16 @@ namespace {
 // Submit and Prepare: validate, build the records in `status`, hand them to
 // `accept` (which finishes the reactor later).
 template <typename Accept>
-grpc::ServerUnaryReactor* AcceptSaga(Engine* engine,
-                                     grpc::CallbackServerContext* context,
-                                     const dtmgimp::DtmRequest& request,
-                                     absl::string_view status, Accept accept) {
+grpc::ServerUnaryReactor* AcceptNew(Engine* engine,
+                                    grpc::CallbackServerContext* context,
+                                    const dtmgimp::DtmRequest& request,
+                                    absl::string_view status, Accept accept) {
   if (absl::Status s = CheckRequestHead(request, engine); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<NewTransaction> txn =
-      BuildSaga(request, status, engine->clock()->NowMs(), engine->config());
+      BuildTransaction(request, status, engine->clock()->NowMs(),
+                       engine->config(), StoreTopics(engine->store()));
   if (!txn.ok()) return FinishNow(context, txn.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   accept(*std::move(txn), FinishLater(reactor));
@@ -142,7 +147,23 @@ grpc::ServerUnaryReactor* DtmService::Submit(
   return Serve<dtmgimp::DtmRequest>(
       context, body, reply, [&](const dtmgimp::DtmRequest& request) {
         const bool wait_result = request.transoptions().waitresult();
-        return AcceptSaga(
+        if (request.transtype() == "workflow") {
+          // A workflow's Submit ends it with the client's verdict.
+          if (absl::Status s =
+                  ValidateWorkflowSubmit(request, engine_->config());
+              !s.ok()) {
+            return FinishNow(context, s);
+          }
+          txn::CommandArgs args;
+          args.req_extra.insert(request.reqextra().begin(),
+                                request.reqextra().end());
+          grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+          engine_->SendCommand(request.gid(), request.transtype(),
+                               txn::Command::kSubmit, std::move(args),
+                               /*wait_result=*/false, FinishLater(reactor));
+          return reactor;
+        }
+        return AcceptNew(
             engine_, context, request, storage::kStatusSubmitted,
             [this, wait_result](NewTransaction txn, ReplyCallback done) {
               engine_->Submit(std::move(txn), wait_result, std::move(done));
@@ -155,10 +176,10 @@ grpc::ServerUnaryReactor* DtmService::Prepare(
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
       context, body, reply, [&](const dtmgimp::DtmRequest& request) {
-        return AcceptSaga(engine_, context, request, storage::kStatusPrepared,
-                          [this](NewTransaction txn, ReplyCallback done) {
-                            engine_->Prepare(std::move(txn), std::move(done));
-                          });
+        return AcceptNew(engine_, context, request, storage::kStatusPrepared,
+                         [this](NewTransaction txn, ReplyCallback done) {
+                           engine_->Prepare(std::move(txn), std::move(done));
+                         });
       });
 }
 
@@ -185,12 +206,17 @@ grpc::ServerUnaryReactor* DtmService::RegisterBranch(
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmBranchRequest>(
       context, body, reply, [&](const dtmgimp::DtmBranchRequest& request) {
-        if (absl::Status s =
-                ValidateGid(request.gid(), engine_->config().max_gid_bytes);
-            !s.ok()) {
-          return FinishNow(context, s);
-        }
-        return FinishNow(context, NotYetSupported(request.transtype()));
+        absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
+            BuildRegistration(request, engine_->clock()->NowMs(),
+                              engine_->config());
+        if (!branches.ok()) return FinishNow(context, branches.status());
+        txn::CommandArgs args;
+        args.branches = *std::move(branches);
+        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+        engine_->SendCommand(request.gid(), request.transtype(),
+                             txn::Command::kRegisterBranch, std::move(args),
+                             /*wait_result=*/false, FinishLater(reactor));
+        return reactor;
       });
 }
 
@@ -198,8 +224,49 @@ grpc::ServerUnaryReactor* DtmService::PrepareWorkflow(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
-      context, body, reply, [&](const dtmgimp::DtmRequest&) {
-        return FinishNow(context, NotYetSupported("workflow"));
+      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+        if (absl::Status s = CheckRequestHead(request, engine_); !s.ok()) {
+          return FinishNow(context, s);
+        }
+        if (request.transtype() != "workflow") {
+          return FinishNow(
+              context,
+              absl::InvalidArgumentError(absl::StrCat(
+                  "TransType: PrepareWorkflow is for workflow transactions, "
+                  "not ",
+                  request.transtype())));
+        }
+        absl::StatusOr<NewTransaction> txn = BuildTransaction(
+            request, storage::kStatusPrepared, engine_->clock()->NowMs(),
+            engine_->config(), nullptr);
+        if (!txn.ok()) return FinishNow(context, txn.status());
+        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+        engine_->PrepareWorkflow(
+            *std::move(txn),
+            [reactor, reply](absl::StatusOr<Engine::Progress> progress) {
+              if (!progress.ok()) {
+                reactor->Finish(ToGrpcStatus(progress.status()));
+                return;
+              }
+              dtmgimp::DtmProgressesReply out;
+              dtmgimp::DtmTransaction* t = out.mutable_transaction();
+              t->set_gid(progress->trans.gid());
+              t->set_status(progress->trans.status());
+              t->set_rollbackreason(progress->trans.rollback_reason());
+              // What the client returns for a workflow that already
+              // succeeded (DTM leaves it empty over gRPC).
+              t->set_result(progress->trans.result());
+              for (const storage::v1::BranchRecord& b : progress->branches) {
+                dtmgimp::DtmProgress* p = out.add_progresses();
+                p->set_status(b.status());
+                p->set_bindata(b.bin_data());
+                p->set_branchid(b.branch_id());
+                p->set_op(b.op());
+              }
+              SetBody(out, reply);
+              reactor->Finish(grpc::Status::OK);
+            });
+        return reactor;
       });
 }
 

@@ -377,6 +377,7 @@ bool Engine::Drive(const std::string& gid, DriveRequest request) {
     return false;
   }
   std::shared_ptr<TransactionRunner> runner;
+  TransactionRunner::Start start = TransactionRunner::Start::kDrive;
   {
     absl::MutexLock lock(&mu_);
     // Past the check above, Shutdown answers what joins a runner.
@@ -416,6 +417,12 @@ bool Engine::Drive(const std::string& gid, DriveRequest request) {
       return false;
     }
     runner = std::make_shared<TransactionRunner>(this, gid);
+    if (request.scheduled_wake) {
+      start = TransactionRunner::Start::kScheduledWake;
+    } else if (request.command && !request.waiter && !request.preloaded &&
+               !parked_.contains(gid)) {
+      start = TransactionRunner::Start::kCommand;
+    }
     if (request.waiter) runner->TryAttach(std::move(request.waiter));
     if (auto parked = parked_.find(gid); parked != parked_.end()) {
       for (auto& waiter : parked->second) runner->TryAttach(std::move(waiter));
@@ -424,7 +431,7 @@ bool Engine::Drive(const std::string& gid, DriveRequest request) {
     if (request.command) runner->TryDeliver(std::move(*request.command));
     active_.emplace(gid, runner);
   }
-  runner->Begin(std::move(request.preloaded), request.scheduled_wake);
+  runner->Begin(std::move(request.preloaded), start);
   return true;
 }
 

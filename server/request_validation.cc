@@ -10,6 +10,8 @@
 #include "server/txn/branch_url.h"
 #include "server/txn/msg.h"
 #include "server/txn/saga.h"
+#include "server/txn/workflow.h"
+#include "storage/store.h"
 
 namespace dtmd {
 namespace {
@@ -149,52 +151,162 @@ absl::Status ValidateOptions(const dtmgimp::DtmTransOptions& options,
   return absl::OkStatus();
 }
 
-absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
-                                         absl::string_view status,
-                                         int64_t now_ms, const Config& config) {
+namespace {
+
+// Limits for parsing Steps and CustomedData, from the configuration.
+txn::SagaLimits StepLimits(const Config& config) {
+  txn::SagaLimits limits;
+  limits.max_steps = config.max_steps;
+  limits.max_url_bytes = config.max_url_bytes;
+  limits.max_order_edges = config.max_order_edges;
+  return limits;
+}
+
+// Steps for tcc, xa and workflow, whose branches come later: DTM's clients
+// send "null" or nothing.
+absl::Status CheckNoSteps(const dtmgimp::DtmRequest& request) {
+  const absl::string_view steps = absl::StripAsciiWhitespace(request.steps());
+  if (!steps.empty() && steps != "null" && steps != "[]") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Steps: ", request.transtype(),
+        " transactions take no steps (their branches are registered with "
+        "RegisterBranch)"));
+  }
+  if (request.binpayloads_size() > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("BinPayloads: ", request.transtype(),
+                     " transactions take no payloads here (each branch's "
+                     "payload comes with RegisterBranch)"));
+  }
+  return absl::OkStatus();
+}
+
+// A URL field that may be empty (nothing to call) or a branch URL.
+absl::Status CheckOptionalUrl(absl::string_view field, absl::string_view url,
+                              const Config& config) {
+  if (url.empty()) return absl::OkStatus();
+  if (url.size() > static_cast<size_t>(config.max_url_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", url.size(), " bytes, longer than the limit of ",
+        config.max_url_bytes));
+  }
+  absl::StatusOr<txn::BranchTarget> target = txn::ParseBranchUrl(url);
+  if (!target.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", target.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+// A whole request: at most config.max_request_bytes.
+absl::Status CheckRequestSize(const google::protobuf::MessageLite& request,
+                              const Config& config) {
+  if (static_cast<int64_t>(request.ByteSizeLong()) > config.max_request_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request: ", request.ByteSizeLong(),
+        " bytes, larger than the limit of ", config.max_request_bytes));
+  }
+  return absl::OkStatus();
+}
+
+constexpr int kMaxBranchIdBytes = 128;
+constexpr int kMaxOpBytes = 64;
+
+}  // namespace
+
+absl::StatusOr<NewTransaction> BuildTransaction(
+    const dtmgimp::DtmRequest& request, absl::string_view status,
+    int64_t now_ms, const Config& config, const TopicResolver& topics) {
   if (absl::Status s = ValidateGid(request.gid(), config.max_gid_bytes);
       !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateTransType(request.transtype()); !s.ok()) {
     return s;
   }
   if (absl::Status s = ValidateOptions(request.transoptions(), config);
       !s.ok()) {
     return s;
   }
-  if (static_cast<int64_t>(request.ByteSizeLong()) > config.max_request_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request: ", request.ByteSizeLong(),
-        " bytes, larger than the limit of ", config.max_request_bytes));
-  }
-  std::vector<std::string> payloads(request.binpayloads().begin(),
-                                    request.binpayloads().end());
-  txn::SagaLimits limits;
-  limits.max_steps = config.max_steps;
-  limits.max_url_bytes = config.max_url_bytes;
-  limits.max_order_edges = config.max_order_edges;
-  absl::StatusOr<txn::SagaDefinition> saga = txn::ParseSaga(
-      request.gid(), request.steps(), payloads, request.customeddata(), limits);
-  if (!saga.ok()) return saga.status();
-
+  if (absl::Status s = CheckRequestSize(request, config); !s.ok()) return s;
+  const std::string& type = request.transtype();
   NewTransaction out;
   storage::v1::TransRecord& t = out.trans;
+  if (type == "saga") {
+    std::vector<std::string> payloads(request.binpayloads().begin(),
+                                      request.binpayloads().end());
+    absl::StatusOr<txn::SagaDefinition> saga =
+        txn::ParseSaga(request.gid(), request.steps(), payloads,
+                       request.customeddata(), StepLimits(config));
+    if (!saga.ok()) return saga.status();
+    t.set_concurrent(saga->concurrent);
+    for (const std::vector<int>& after : saga->orders) {
+      storage::v1::StepOrder* order = t.add_orders();
+      for (int step : after) order->add_after(step);
+    }
+    out.branches = std::move(saga->branches);
+  } else if (type == "msg") {
+    if (absl::Status s =
+            CheckOptionalUrl("QueryPrepared", request.queryprepared(), config);
+        !s.ok()) {
+      return s;
+    }
+    std::vector<std::string> payloads(request.binpayloads().begin(),
+                                      request.binpayloads().end());
+    absl::StatusOr<txn::MsgDefinition> msg =
+        txn::ParseMsg(request.gid(), request.steps(), payloads,
+                      request.customeddata(), StepLimits(config));
+    if (!msg.ok()) return msg.status();
+    TopicResolver no_topics = [](absl::string_view topic)
+        -> absl::StatusOr<std::vector<std::string>> {
+      return absl::NotFoundError(
+          absl::StrCat("topic ", topic, " has no subscribers"));
+    };
+    absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
+        txn::MsgBranches(*msg, topics ? topics : no_topics);
+    if (!branches.ok()) return branches.status();
+    out.branches = *std::move(branches);
+  } else if (type == "workflow") {
+    if (absl::Status s = CheckNoSteps(request); !s.ok()) return s;
+    if (absl::Status s =
+            CheckOptionalUrl("QueryPrepared", request.queryprepared(), config);
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<txn::WorkflowCustom> custom =
+        txn::ParseWorkflowCustom(request.customeddata());
+    if (!custom.ok()) return custom.status();
+  } else {  // tcc, xa
+    if (absl::Status s = CheckNoSteps(request); !s.ok()) return s;
+  }
+
   const dtmgimp::DtmTransOptions& o = request.transoptions();
   t.set_gid(request.gid());
-  t.set_trans_type(request.transtype());
+  t.set_trans_type(type);
   t.set_status(std::string(status));
   t.set_customed_data(request.customeddata());
   t.set_query_prepared(request.queryprepared());
+  t.set_rollback_reason(request.rollbackreason());
   t.mutable_req_extra()->insert(request.reqextra().begin(),
                                 request.reqextra().end());
   storage::v1::TransOptions* opts = t.mutable_options();
   opts->set_wait_result(o.waitresult());
-  opts->set_timeout_to_fail_s(o.timeouttofail());  // sagas: 0 = no timeout.
+  // docs/protocol.md section 6: sagas have no timeout unless asked for;
+  // tcc, xa and msg default to the configured one; a workflow has none.
+  int64_t timeout = o.timeouttofail();
+  if (timeout == 0 && (type == "tcc" || type == "xa" || type == "msg")) {
+    timeout = config.timeout_to_fail_s;
+  }
+  if (type == "workflow") timeout = 0;
+  opts->set_timeout_to_fail_s(timeout);
   // docs/protocol.md section 3: the first interval.
   int64_t interval = config.retry_interval_s;
   if (o.retryinterval() > 0) {
     interval = o.retryinterval();
-  } else if (o.timeouttofail() > 0 && o.timeouttofail() < interval) {
-    interval = o.timeouttofail();
+  } else if (timeout > 0 && timeout < interval) {
+    interval = timeout;
   }
+  interval = std::max<int64_t>(1, interval);
   opts->set_retry_interval_s(interval);
   opts->set_request_timeout_s(
       o.requesttimeout() > 0 ? o.requesttimeout() : config.request_timeout_s);
@@ -204,15 +316,15 @@ absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
   t.set_create_time_ms(now_ms);
   t.set_update_time_ms(now_ms);
   t.set_next_cron_interval_s(interval);
-  t.set_next_cron_time_ms(now_ms + interval * 1000);
-  t.set_concurrent(saga->concurrent);
-  for (const std::vector<int>& after : saga->orders) {
-    storage::v1::StepOrder* order = t.add_orders();
-    for (int step : after) order->add_after(step);
+  int64_t first_look_ms = now_ms + interval * 1000;
+  if (status == storage::kStatusPrepared && timeout > 0) {
+    // A prepared transaction's first look is at its deadline at the latest.
+    first_look_ms = std::min(first_look_ms, now_ms + timeout * 1000);
   }
-  out.branches = std::move(saga->branches);
-  for (storage::v1::BranchRecord& b : out.branches)
+  t.set_next_cron_time_ms(first_look_ms);
+  for (storage::v1::BranchRecord& b : out.branches) {
     b.set_create_time_ms(now_ms);
+  }
   return out;
 }
 
@@ -244,6 +356,110 @@ absl::Status ValidateTopicRequest(const dtmgimp::DtmTopicRequest& request,
         absl::StrCat("Remark: ", request.remark().size(),
                      " bytes, more than the limit of ", kMaxRemarkBytes));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
+                                         absl::string_view status,
+                                         int64_t now_ms, const Config& config) {
+  if (request.transtype() != "saga") {
+    return absl::InvalidArgumentError("TransType: must be saga");
+  }
+  return BuildTransaction(request, status, now_ms, config, nullptr);
+}
+
+absl::StatusOr<std::vector<storage::v1::BranchRecord>> BuildRegistration(
+    const dtmgimp::DtmBranchRequest& request, int64_t now_ms,
+    const Config& config) {
+  if (absl::Status s = ValidateGid(request.gid(), config.max_gid_bytes);
+      !s.ok()) {
+    return s;
+  }
+  const std::string& type = request.transtype();
+  if (type != "tcc" && type != "xa" && type != "workflow") {
+    if (absl::Status s = ValidateTransType(type); !s.ok()) return s;
+    return absl::InvalidArgumentError(
+        absl::StrCat("TransType: RegisterBranch is for tcc, xa and workflow "
+                     "transactions, not ",
+                     type));
+  }
+  if (absl::Status s =
+          CheckName("BranchID", request.branchid(), kMaxBranchIdBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckRequestSize(request, config); !s.ok()) return s;
+  auto data = [&request](const char* key) -> std::string {
+    auto it = request.data().find(key);
+    return it == request.data().end() ? std::string() : it->second;
+  };
+  std::vector<storage::v1::BranchRecord> branches;
+  auto add = [&](const char* op, const std::string& url,
+                 const std::string& status) {
+    storage::v1::BranchRecord& b = branches.emplace_back();
+    b.set_gid(request.gid());
+    b.set_branch_id(request.branchid());
+    b.set_op(op);
+    b.set_url(url);
+    b.set_bin_data(request.busipayload());
+    b.set_create_time_ms(now_ms);
+    b.set_status(status);
+    if (status != txn::kBranchPrepared) b.set_finish_time_ms(now_ms);
+  };
+  // An empty URL means nothing to call: the branch is done from the start.
+  auto initial = [](const std::string& url) {
+    return url.empty() ? txn::kBranchSucceed : txn::kBranchPrepared;
+  };
+  if (type == "tcc") {
+    const std::string cancel = data("cancel");
+    const std::string confirm = data("confirm");
+    for (const auto& [field, url] :
+         {std::pair<const char*, const std::string&>{"Data.cancel", cancel},
+          {"Data.confirm", confirm}}) {
+      if (absl::Status s = CheckOptionalUrl(field, url, config); !s.ok()) {
+        return s;
+      }
+    }
+    add("cancel", cancel, initial(cancel));
+    add("confirm", confirm, initial(confirm));
+  } else if (type == "xa") {
+    const std::string url = data("url");
+    if (absl::Status s = CheckOptionalUrl("Data.url", url, config); !s.ok()) {
+      return s;
+    }
+    add("rollback", url, initial(url));
+    add("commit", url, initial(url));
+  } else {  // workflow: the outcome of a step the client ran.
+    const std::string op = data("op");
+    const std::string status = data("status");
+    if (absl::Status s = CheckName("Data.op", op, kMaxOpBytes); !s.ok()) {
+      return s;
+    }
+    if (status != txn::kBranchSucceed && status != txn::kBranchFailed) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Data.status: must be succeed or failed, got '",
+                       absl::CHexEscape(status.substr(0, 64)), "'"));
+    }
+    add(op.c_str(), "", status);
+  }
+  return branches;
+}
+
+absl::Status ValidateWorkflowSubmit(const dtmgimp::DtmRequest& request,
+                                    const Config& config) {
+  if (absl::Status s = ValidateGid(request.gid(), config.max_gid_bytes);
+      !s.ok()) {
+    return s;
+  }
+  auto it = request.reqextra().find("status");
+  const std::string status =
+      it == request.reqextra().end() ? std::string() : it->second;
+  if (status != txn::kBranchSucceed && status != txn::kBranchFailed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ReqExtra.status: a workflow ends succeed or failed, got '",
+        absl::CHexEscape(status.substr(0, 64)), "'"));
+  }
+  if (absl::Status s = CheckRequestSize(request, config); !s.ok()) return s;
   return absl::OkStatus();
 }
 

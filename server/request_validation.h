@@ -4,6 +4,7 @@
 #define DTMD_SERVER_REQUEST_VALIDATION_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "dtmd/storage/v1/records.pb.h"
 #include "dtmgimp.pb.h"
 #include "server/config.h"
+#include "server/txn/msg.h"
 
 namespace dtmd {
 
@@ -40,9 +42,24 @@ struct NewTransaction {
   std::vector<storage::v1::BranchRecord> branches;
 };
 
-// Builds a new saga in `status` (prepared or submitted) from a Prepare or
-// Submit request: validates everything, resolves the options against the
-// configured defaults, sets create time and the first next_cron_time.
+// The subscriber URLs of a topic (a msg step "topic://NAME"); NOT_FOUND
+// when it has none.
+using TopicResolver = txn::TopicResolver;
+
+// Builds a new transaction of any TransType in `status` (prepared or
+// submitted) from a Prepare, Submit or PrepareWorkflow request: validates
+// everything (Steps and payloads for saga and msg, none for tcc, xa and
+// workflow; a workflow's CustomedData; QueryPrepared URLs), creates the
+// branches the request defines (msg topics expanded through `topics`),
+// resolves the options against the configured defaults (TimeoutToFail: the
+// configured one for tcc, xa and msg; none for saga unless set; never for
+// workflow), sets create time and the first next_cron_time (for a prepared
+// transaction with a timeout, no later than its deadline).
+absl::StatusOr<NewTransaction> BuildTransaction(
+    const dtmgimp::DtmRequest& request, absl::string_view status,
+    int64_t now_ms, const Config& config, const TopicResolver& topics);
+
+// BuildTransaction for a saga request.
 absl::StatusOr<NewTransaction> BuildSaga(const dtmgimp::DtmRequest& request,
                                          absl::string_view status,
                                          int64_t now_ms, const Config& config);
@@ -62,6 +79,21 @@ enum class TopicRequestKind { kSubscribe, kUnsubscribe, kDeleteTopic };
 // most kMaxRemarkBytes. INVALID_ARGUMENT naming the field otherwise.
 absl::Status ValidateTopicRequest(const dtmgimp::DtmTopicRequest& request,
                                   TopicRequestKind kind, const Config& config);
+
+// The branch records a RegisterBranch request defines: tcc: "cancel" then
+// "confirm" (Data.cancel, Data.confirm); xa: "rollback" then "commit", both
+// Data.url; each with BusiPayload, "prepared" (or "succeed" when its URL is
+// empty: nothing to call). workflow: one record of a step's outcome (op
+// Data.op, status Data.status: succeed or failed, BusiPayload), never
+// called. INVALID_ARGUMENT naming the field otherwise, and for other trans
+// types.
+absl::StatusOr<std::vector<storage::v1::BranchRecord>> BuildRegistration(
+    const dtmgimp::DtmBranchRequest& request, int64_t now_ms,
+    const Config& config);
+
+// A workflow's Submit: ReqExtra.status succeed or failed.
+absl::Status ValidateWorkflowSubmit(const dtmgimp::DtmRequest& request,
+                                    const Config& config);
 
 }  // namespace dtmd
 

@@ -32,19 +32,16 @@ TransactionRunner::TransactionRunner(Engine* engine, std::string gid)
 TransactionRunner::~TransactionRunner() { engine_->RunnerDestroyed(); }
 
 void TransactionRunner::Begin(std::optional<NewTransaction> preloaded,
-                              bool scheduled_wake) {
+                              Start start) {
   if (preloaded.has_value()) {
     // A new transaction, started from its create's completion on a pool
     // thread: run the first step right here.
-    strand_->Dispatch(
-        [self = shared_from_this(), p = std::move(preloaded)]() mutable {
-          self->Load(std::move(p), false);
-        });
+    strand_->Dispatch([self = shared_from_this(), p = std::move(preloaded),
+                       start]() mutable { self->Load(std::move(p), start); });
     return;
   }
-  strand_->Post(
-      [self = shared_from_this(), p = std::move(preloaded),
-       scheduled_wake]() mutable { self->Load(std::move(p), scheduled_wake); });
+  strand_->Post([self = shared_from_this(), p = std::move(preloaded),
+                 start]() mutable { self->Load(std::move(p), start); });
 }
 
 bool TransactionRunner::TryAttach(std::shared_ptr<Waiter> waiter) {
@@ -79,7 +76,7 @@ bool TransactionRunner::TryRetire(
 }
 
 void TransactionRunner::Load(std::optional<NewTransaction> preloaded,
-                             bool scheduled_wake) {
+                             Start start) {
   const int64_t now = engine_->clock()->NowMs();
   if (preloaded.has_value()) {
     trans_ = std::move(preloaded->trans);
@@ -121,8 +118,15 @@ void TransactionRunner::Load(std::optional<NewTransaction> preloaded,
     stored_status_ = trans_.status();
     call_state_.assign(branches_.size(), txn::CallState::kIdle);
     // A scheduled wake-up that another round has already superseded does
-    // nothing; so does any look at a final transaction.
-    const bool due = !scheduled_wake || trans_.next_cron_time_ms() <= now;
+    // nothing; so does any look at a final transaction. A runner started
+    // for a command (a registration, say) runs a round only if the command
+    // asks for one.
+    bool due = true;
+    if (start == Start::kScheduledWake) {
+      due = trans_.next_cron_time_ms() <= now;
+    } else if (start == Start::kCommand) {
+      due = false;
+    }
     round_over_ = storage::IsFinalStatus(trans_.status()) || !due;
   }
   ProcessCommands();  // Steps or retires.

@@ -42,9 +42,14 @@ class TransactionRunner
   TransactionRunner(Engine* engine, std::string gid);
   ~TransactionRunner();
 
-  // Starts the runner (reads the records unless preloaded). A scheduled
-  // wake-up whose transaction is no longer due does nothing.
-  void Begin(std::optional<NewTransaction> preloaded, bool scheduled_wake);
+  // Why a runner starts, which decides whether it starts a round.
+  enum class Start {
+    kDrive,          // a new transaction, or one to drive now.
+    kScheduledWake,  // a timer or poll: only if it is still due.
+    kCommand,        // a client command: only if the command asks for it.
+  };
+  // Starts the runner (reads the records unless preloaded).
+  void Begin(std::optional<NewTransaction> preloaded, Start start);
 
   // Called with the engine's lock held; false if the runner has retired
   // (the caller then starts a new one).
@@ -59,7 +64,7 @@ class TransactionRunner
   bool TryRetire(std::vector<std::shared_ptr<Waiter>>* waiters);
 
  private:
-  void Load(std::optional<NewTransaction> preloaded, bool scheduled_wake);
+  void Load(std::optional<NewTransaction> preloaded, Start start);
   void ProcessCommands();
   // Answers a command that was accepted (and, if it changed the record,
   // whose write is durable).
