@@ -469,6 +469,8 @@ TEST_F(BadInputTest, GidReusedWithAnotherTransType) {
   auto r = ValidRequest();
   ASSERT_TRUE(Submit(r).ok());
   r.set_transtype("tcc");
+  r.set_steps("null");  // a well-formed tcc request for the same gid.
+  r.clear_binpayloads();
   ExpectInvalid(r, "TransType");
   grpc::ClientContext context;
   google::protobuf::Empty empty;
@@ -476,10 +478,12 @@ TEST_F(BadInputTest, GidReusedWithAnotherTransType) {
   EXPECT_EQ(prepare.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(BadInputTest, NotYetSupportedModesSayUnimplemented) {
-  auto r = ValidRequest();
-  r.set_transtype("msg");
-  EXPECT_EQ(Submit(r).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+TEST_F(BadInputTest, StepsAreRefusedForModesThatTakeNone) {
+  for (const char* type : {"tcc", "xa"}) {
+    auto r = ValidRequest();
+    r.set_transtype(type);
+    ExpectInvalid(r, "Steps");
+  }
 }
 
 TEST_F(BadInputTest, RequestsAreNotRecordedWhenRejected) {
