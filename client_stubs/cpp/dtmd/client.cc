@@ -3,29 +3,19 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "dtmd/internal/json.h"
+#include "dtmd/internal/rpc.h"
+
 namespace dtmd::client {
-namespace {
 
-// dump() that never throws: invalid UTF-8 (a URL is caller input) is replaced
-// rather than raised as an exception.
-std::string DumpJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void SetDeadline(grpc::ClientContext* context,
-                 std::chrono::milliseconds timeout) {
-  context->set_deadline(std::chrono::system_clock::now() + timeout);
-}
-
-}  // namespace
+using internal::CallDtm;
+using internal::DumpJson;
 
 grpc::Status NewGid(dtmgimp::Dtm::StubInterface* stub, std::string* gid,
                     std::chrono::milliseconds timeout) {
-  grpc::ClientContext context;
-  SetDeadline(&context, timeout);
-  google::protobuf::Empty request;
   dtmgimp::DtmGidReply reply;
-  grpc::Status status = stub->NewGid(&context, request, &reply);
+  grpc::Status status = CallDtm(stub, &dtmgimp::Dtm::StubInterface::NewGid,
+                                google::protobuf::Empty(), &reply, timeout);
   if (status.ok()) *gid = reply.gid();
   return status;
 }
@@ -51,37 +41,37 @@ Saga& Saga::EnableConcurrent() {
 }
 
 Saga& Saga::SetWaitResult(bool wait_result) {
-  wait_result_ = wait_result;
+  options_.wait_result = wait_result;
   return *this;
 }
 
 Saga& Saga::SetTimeoutToFail(int64_t seconds) {
-  timeout_to_fail_ = seconds;
+  options_.timeout_to_fail = seconds;
   return *this;
 }
 
 Saga& Saga::SetRetryInterval(int64_t seconds) {
-  retry_interval_ = seconds;
+  options_.retry_interval = seconds;
   return *this;
 }
 
 Saga& Saga::SetRequestTimeout(int64_t seconds) {
-  request_timeout_ = seconds;
+  options_.request_timeout = seconds;
   return *this;
 }
 
 Saga& Saga::SetRetryLimit(int64_t retry_limit) {
-  retry_limit_ = retry_limit;
+  options_.retry_limit = retry_limit;
   return *this;
 }
 
 Saga& Saga::AddBranchHeader(std::string key, std::string value) {
-  branch_headers_[std::move(key)] = std::move(value);
+  options_.branch_headers[std::move(key)] = std::move(value);
   return *this;
 }
 
 Saga& Saga::SetCallTimeout(std::chrono::milliseconds timeout) {
-  call_timeout_ = timeout;
+  options_.call_timeout = timeout;
   return *this;
 }
 
@@ -89,15 +79,7 @@ dtmgimp::DtmRequest Saga::BuildRequest() const {
   dtmgimp::DtmRequest request;
   request.set_gid(gid_);
   request.set_transtype("saga");
-
-  dtmgimp::DtmTransOptions* options = request.mutable_transoptions();
-  options->set_waitresult(wait_result_);
-  options->set_timeouttofail(timeout_to_fail_);
-  options->set_retryinterval(retry_interval_);
-  options->set_requesttimeout(request_timeout_);
-  options->set_retrylimit(retry_limit_);
-  options->mutable_branchheaders()->insert(branch_headers_.begin(),
-                                           branch_headers_.end());
+  internal::FillTransOptions(options_, request.mutable_transoptions());
 
   nlohmann::json steps = nlohmann::json::array();
   for (const Step& step : steps_) {
@@ -120,18 +102,15 @@ dtmgimp::DtmRequest Saga::BuildRequest() const {
 }
 
 grpc::Status Saga::Submit() {
-  return Call(&dtmgimp::Dtm::StubInterface::Submit);
+  google::protobuf::Empty reply;
+  return CallDtm(stub_, &dtmgimp::Dtm::StubInterface::Submit, BuildRequest(),
+                 &reply, options_.call_timeout);
 }
 
 grpc::Status Saga::Prepare() {
-  return Call(&dtmgimp::Dtm::StubInterface::Prepare);
-}
-
-grpc::Status Saga::Call(Method method) {
-  grpc::ClientContext context;
-  SetDeadline(&context, call_timeout_);
   google::protobuf::Empty reply;
-  return (stub_->*method)(&context, BuildRequest(), &reply);
+  return CallDtm(stub_, &dtmgimp::Dtm::StubInterface::Prepare, BuildRequest(),
+                 &reply, options_.call_timeout);
 }
 
 }  // namespace dtmd::client

@@ -1,4 +1,6 @@
 // dtmd's C++ client: a Saga builder over the generated dtmgimp::Dtm stub.
+// The other modes have helpers beside it: tcc.h (TccGlobalTransaction), msg.h
+// (Msg and topics), workflow.h (WorkflowClient).
 //
 // It speaks DTM's gRPC protocol (docs/protocol.md), so it works against dtmd
 // and against DTM itself. The builder only assembles a dtmgimp::DtmRequest and
@@ -28,13 +30,11 @@
 #include <string>
 #include <vector>
 
+#include "dtmd/options.h"
 #include "dtmgimp.grpc.pb.h"
 #include "dtmgimp.pb.h"
 
 namespace dtmd::client {
-
-// The client-side deadline used when none is given.
-inline constexpr std::chrono::milliseconds kDefaultCallTimeout{30000};
 
 // Asks the coordinator for a fresh gid. On success stores it in *gid; on
 // failure returns the RPC's status and leaves *gid untouched. `stub` is not
@@ -112,25 +112,12 @@ class Saga {
     std::string payload;
   };
 
-  // Calls `method` (Submit or Prepare) with BuildRequest() and the call
-  // timeout.
-  using Method = grpc::Status (dtmgimp::Dtm::StubInterface::*)(
-      grpc::ClientContext*, const dtmgimp::DtmRequest&,
-      google::protobuf::Empty*);
-  grpc::Status Call(Method method);
-
   dtmgimp::Dtm::StubInterface* stub_;  // Not owned.
   std::string gid_;
   std::vector<Step> steps_;
   std::map<int, std::vector<int>> orders_;
   bool concurrent_ = false;
-  bool wait_result_ = false;
-  int64_t timeout_to_fail_ = 0;
-  int64_t retry_interval_ = 0;
-  int64_t request_timeout_ = 0;
-  int64_t retry_limit_ = 0;
-  std::map<std::string, std::string> branch_headers_;
-  std::chrono::milliseconds call_timeout_ = kDefaultCallTimeout;
+  TransOptions options_;
 };
 
 }  // namespace dtmd::client

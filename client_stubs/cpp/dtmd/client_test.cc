@@ -11,10 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "dtmd/fake_dtm_test_util.h"
+
 namespace dtmd::client {
 namespace {
 
 using nlohmann::json;
+using testing::FakeDtm;
 
 TEST(SagaTest, BuildRequestListsStepsAndPayloadsInOrder) {
   Saga saga(nullptr, "gid-1");
@@ -82,90 +85,40 @@ TEST(SagaTest, InvalidUtf8InUrlDoesNotThrow) {
   EXPECT_FALSE(saga.BuildRequest().steps().empty());
 }
 
-// A coordinator that records what it receives.
-class RecordingDtm final : public dtmgimp::Dtm::Service {
- public:
-  grpc::Status NewGid(grpc::ServerContext*, const google::protobuf::Empty*,
-                      dtmgimp::DtmGidReply* reply) override {
-    reply->set_gid("fresh-gid");
-    return grpc::Status::OK;
-  }
-  grpc::Status Submit(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
-                      google::protobuf::Empty*) override {
-    return Record("Submit", *request);
-  }
-  grpc::Status Prepare(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
-                       google::protobuf::Empty*) override {
-    return Record("Prepare", *request);
-  }
-
-  std::vector<std::pair<std::string, dtmgimp::DtmRequest>> requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return requests_;
-  }
-
- private:
-  grpc::Status Record(const std::string& method,
-                      const dtmgimp::DtmRequest& request) {
-    std::lock_guard<std::mutex> lock(mu_);
-    requests_.emplace_back(method, request);
-    if (request.gid() == "failing") {
-      return grpc::Status(grpc::StatusCode::ABORTED, "insufficient balance");
-    }
-    return grpc::Status::OK;
-  }
-
-  std::mutex mu_;
-  std::vector<std::pair<std::string, dtmgimp::DtmRequest>> requests_;
-};
-
 class SagaRpcTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(&dtm_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port, 0);
-    stub_ = dtmgimp::Dtm::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                            grpc::InsecureChannelCredentials()));
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-  }
+  void SetUp() override { ASSERT_TRUE(server_.ok()); }
 
-  RecordingDtm dtm_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<dtmgimp::Dtm::Stub> stub_;
+  testing::FakeDtmServer server_;
+  FakeDtm& dtm_ = server_.dtm();
+  dtmgimp::Dtm::Stub* stub_ = server_.stub();
 };
 
 TEST_F(SagaRpcTest, NewGidReturnsTheCoordinatorsGid) {
   std::string gid;
-  ASSERT_TRUE(NewGid(stub_.get(), &gid).ok());
+  ASSERT_TRUE(NewGid(stub_, &gid).ok());
   EXPECT_EQ(gid, "fresh-gid");
 }
 
 TEST_F(SagaRpcTest, SubmitAndPrepareSendTheBuiltRequest) {
-  Saga saga(stub_.get(), "g-1");
+  Saga saga(stub_, "g-1");
   saga.Add("h:1/busi.Busi/A", "h:1/busi.Busi/ARevert", "payload");
 
   ASSERT_TRUE(saga.Prepare().ok());
   ASSERT_TRUE(saga.Submit().ok());
 
-  auto requests = dtm_.requests();
-  ASSERT_EQ(requests.size(), 2u);
-  EXPECT_EQ(requests[0].first, "Prepare");
-  EXPECT_EQ(requests[1].first, "Submit");
+  std::vector<testing::DtmCall> calls = dtm_.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].method, "Prepare");
+  EXPECT_EQ(calls[1].method, "Submit");
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
-      requests[1].second, saga.BuildRequest()));
+      calls[1].request, saga.BuildRequest()));
 }
 
 TEST_F(SagaRpcTest, SubmitReturnsTheCoordinatorsError) {
-  Saga saga(stub_.get(), "failing");
+  dtm_.FailNext("Submit", grpc::Status(grpc::StatusCode::ABORTED,
+                                       "insufficient balance"));
+  Saga saga(stub_, "failing");
   grpc::Status status = saga.Submit();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_EQ(status.error_message(), "insufficient balance");
