@@ -1,18 +1,32 @@
-// quickstart: two sagas against dtmd and busi_server.
+// quickstart: two sagas, two TCC transactions and a msg against dtmd and
+// busi_server (see shop.h for the business side).
 //
-// Each saga places an order in three steps, each with its compensation:
+// Sagas: each places an order in three steps, each with its compensation:
 //   CreateOrder / CancelOrder, DeductStock / RestoreStock, Charge / Refund.
 // The first costs 30, within the user's balance of 100: it succeeds. The
 // second costs 1000: Charge answers ABORTED "insufficient balance", so dtmd
 // cancels the order and restores the stock; Refund has nothing to undo (the
 // charge never happened) and busi_server treats it as a null compensation.
+// Both are submitted with WaitResult, so Submit returns the outcome: OK
+// (succeed) or ABORTED with the rollback reason (failed).
 //
-// Both sagas are submitted with WaitResult, so Submit returns the outcome:
-// OK (succeed) or ABORTED with the rollback reason (failed). If the saga is
-// still running when dtmd stops waiting (FAILED_PRECONDITION), quickstart asks
-// dtmd's Admin service until the saga ends.
+// TCC: the client reserves stock (TryDeductStock) then freezes the money
+// (TryCharge), each branch registered with dtmd before its Try. An order of
+// 30 succeeds and dtmd confirms both (ConfirmCharge, ConfirmDeductStock); an
+// order of 1000 fails at TryCharge, the client aborts, and dtmd cancels both
+// (CancelCharge is a null compensation, CancelDeductStock gives the stock
+// back).
 //
-// Exit code 0 when both sagas ended as expected, 1 otherwise.
+// Msg: an order of 30 placed by busi_server's PlaceOrder (the local
+// transaction, called directly) with a msg that awards loyalty points
+// (AddPoints) once the order is committed: DoAndSubmit prepares the msg,
+// places the order, then submits; dtmd calls AddPoints.
+//
+// Whenever dtmd has not finished a transaction when the client's call
+// returns (FAILED_PRECONDITION from a WaitResult Submit, or a TCC's second
+// phase still running), quickstart asks dtmd's Admin service until it ends.
+//
+// Exit code 0 when every transaction ended as expected, 1 otherwise.
 //
 // Usage: quickstart [--dtm=localhost:36790] [--busi=localhost:36791]
 #include <grpcpp/grpcpp.h>
@@ -25,16 +39,20 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "busi.grpc.pb.h"
 #include "busi.pb.h"
 #include "dtmd/admin/v1/admin.grpc.pb.h"
 #include "dtmd/client.h"
+#include "dtmd/msg.h"
+#include "dtmd/tcc.h"
 
 ABSL_FLAG(std::string, dtm, "localhost:36790", "dtmd's gRPC address");
 ABSL_FLAG(std::string, busi, "localhost:36791",
           "busi_server's address, as dtmd reaches it");
 ABSL_FLAG(int, wait_seconds, 60,
-          "how long to wait for a saga that is still running");
+          "how long to wait for a transaction that is still running");
 
 namespace {
 
@@ -88,9 +106,107 @@ grpc::Status RunOrderSaga(dtmgimp::Dtm::StubInterface* dtm,
   return status;
 }
 
+grpc::Status ToGrpc(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+// The options of the TCC and msg runs: WaitResult, and dtmd's address for the
+// branches (metadata dtm-dtm).
+dtmd::client::TransOptions WaitingOptions() {
+  dtmd::client::TransOptions options;
+  options.wait_result = true;
+  options.dtm_address = absl::GetFlag(FLAGS_dtm);
+  return options;
+}
+
+// The final outcome of a transaction whose client call answered `answer`:
+// AwaitFinal's when the answer is OK, ABORTED (the business refused) or
+// FAILED_PRECONDITION (still running), else the answer itself.
+grpc::Status Outcome(dtmd::admin::v1::Admin::StubInterface* admin,
+                     const std::string& gid, const absl::Status& answer) {
+  if (!answer.ok() && answer.code() != absl::StatusCode::kAborted &&
+      answer.code() != absl::StatusCode::kFailedPrecondition) {
+    return ToGrpc(answer);
+  }
+  return AwaitFinal(admin, gid,
+                    std::chrono::seconds(absl::GetFlag(FLAGS_wait_seconds)));
+}
+
+// Places one order as a TCC transaction; returns the client's answer in
+// *answer and the transaction's outcome (see AwaitFinal).
+grpc::Status RunOrderTcc(dtmgimp::Dtm::StubInterface* dtm,
+                         dtmd::admin::v1::Admin::StubInterface* admin,
+                         const std::string& busi, const std::string& gid,
+                         const busi::OrderRequest& order,
+                         absl::Status* answer) {
+  const std::string payload = order.SerializeAsString();
+  const std::string base = busi + "/busi.Busi/";
+  *answer = dtmd::client::TccGlobalTransaction(
+      dtm, gid,
+      [&](dtmd::client::Tcc& tcc) {
+        absl::Status status = tcc.CallBranch(payload, base + "TryDeductStock",
+                                             base + "ConfirmDeductStock",
+                                             base + "CancelDeductStock");
+        if (!status.ok()) return status;
+        return tcc.CallBranch(payload, base + "TryCharge",
+                              base + "ConfirmCharge", base + "CancelCharge");
+      },
+      WaitingOptions());
+  return Outcome(admin, gid, *answer);
+}
+
+// Places one order with busi_server's PlaceOrder and a msg that awards the
+// loyalty points; returns the msg's outcome (see AwaitFinal).
+grpc::Status RunOrderMsg(dtmgimp::Dtm::StubInterface* dtm,
+                         dtmd::admin::v1::Admin::StubInterface* admin,
+                         busi::Busi::StubInterface* shop,
+                         const std::string& busi, const std::string& gid,
+                         const busi::OrderRequest& order) {
+  const std::string base = busi + "/busi.Busi/";
+  dtmd::client::Msg msg(dtm, gid, WaitingOptions());
+  msg.Add(base + "AddPoints", order.SerializeAsString());
+  absl::Status answer = msg.DoAndSubmit(base + "QueryPrepared", [&] {
+    // The local transaction, under the barrier QueryPrepared checks.
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(5));
+    context.AddMetadata("dtm-gid", gid);
+    context.AddMetadata("dtm-trans_type", "msg");
+    context.AddMetadata("dtm-branch_id", "00");
+    context.AddMetadata("dtm-op", "msg");
+    google::protobuf::Empty reply;
+    grpc::Status status = shop->PlaceOrder(&context, order, &reply);
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  });
+  return Outcome(admin, gid, answer);
+}
+
 std::string Describe(const grpc::Status& status) {
   return absl::StrCat("code ", status.error_code(), ": ",
                       status.error_message());
+}
+
+// Prints how transaction `gid` of `mode` ended and returns whether as
+// expected: succeeded, or (expect_failure) failed, then described by
+// `failure` (e.g. "failed, compensated (reason: ...)").
+bool Report(const std::string& mode, const std::string& gid,
+            const grpc::Status& outcome, bool expect_failure,
+            const std::string& failure) {
+  const bool failed = outcome.error_code() == grpc::StatusCode::ABORTED;
+  if (!expect_failure && outcome.ok()) {
+    std::printf("%s %s: succeed\n", mode.c_str(), gid.c_str());
+    return true;
+  }
+  if (expect_failure && failed) {
+    std::printf("%s %s: %s\n", mode.c_str(), gid.c_str(), failure.c_str());
+    return true;
+  }
+  std::printf("%s %s: expected to %s, got %s\n", mode.c_str(), gid.c_str(),
+              expect_failure ? "fail" : "succeed",
+              outcome.ok() ? "succeed" : Describe(outcome).c_str());
+  return false;
 }
 
 }  // namespace
@@ -105,8 +221,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<dtmgimp::Dtm::Stub> dtm = dtmgimp::Dtm::NewStub(channel);
   std::unique_ptr<dtmd::admin::v1::Admin::Stub> admin =
       dtmd::admin::v1::Admin::NewStub(channel);
+  std::unique_ptr<busi::Busi::Stub> shop = busi::Busi::NewStub(
+      grpc::CreateChannel(busi, grpc::InsecureChannelCredentials()));
 
-  std::string gids[2];
+  // Two sagas, two TCC transactions, one msg.
+  std::string gids[5];
   for (std::string& gid : gids) {
     grpc::Status status = dtmd::client::NewGid(dtm.get(), &gid);
     if (!status.ok()) {
@@ -118,42 +237,43 @@ int main(int argc, char** argv) {
   // A user per run, so every run starts from a balance of 100 even against a
   // busi_server that is already running.
   const std::string user = absl::StrCat("alice-", gids[0]);
+  // An order of one apple for `amount`, announced as transaction `gid`.
+  auto order = [&user](const char* mode, const std::string& gid,
+                       int64_t amount) {
+    busi::OrderRequest request;
+    request.set_order_id(absl::StrCat("order-", gid));
+    request.set_user(user);
+    request.set_sku("apple");
+    request.set_quantity(1);
+    request.set_amount(amount);
+    std::printf("%s %s: %s buys 1 apple for %lld\n", mode, gid.c_str(),
+                user.c_str(), static_cast<long long>(amount));
+    return request;
+  };
   bool as_expected = true;
 
-  busi::OrderRequest affordable;
-  affordable.set_order_id(absl::StrCat("order-", gids[0]));
-  affordable.set_user(user);
-  affordable.set_sku("apple");
-  affordable.set_quantity(1);
-  affordable.set_amount(30);
-  std::printf("saga %s: %s buys 1 apple for 30\n", gids[0].c_str(),
-              user.c_str());
-  grpc::Status first =
-      RunOrderSaga(dtm.get(), admin.get(), busi, gids[0], affordable);
-  if (first.ok()) {
-    std::printf("saga %s: succeed\n", gids[0].c_str());
-  } else {
-    std::printf("saga %s: expected to succeed, got %s\n", gids[0].c_str(),
-                Describe(first).c_str());
-    as_expected = false;
-  }
+  grpc::Status saga_ok = RunOrderSaga(dtm.get(), admin.get(), busi, gids[0],
+                                      order("saga", gids[0], 30));
+  as_expected &= Report("saga", gids[0], saga_ok, false, "");
+  grpc::Status saga_failed = RunOrderSaga(dtm.get(), admin.get(), busi, gids[1],
+                                          order("saga", gids[1], 1000));
+  as_expected &= Report("saga", gids[1], saga_failed, true,
+                        absl::StrCat("failed, compensated (reason: ",
+                                     saga_failed.error_message(), ")"));
 
-  busi::OrderRequest too_expensive = affordable;
-  too_expensive.set_order_id(absl::StrCat("order-", gids[1]));
-  too_expensive.set_amount(1000);
-  std::printf("saga %s: %s buys 1 apple for 1000\n", gids[1].c_str(),
-              user.c_str());
-  grpc::Status second =
-      RunOrderSaga(dtm.get(), admin.get(), busi, gids[1], too_expensive);
-  if (second.error_code() == grpc::StatusCode::ABORTED) {
-    std::printf("saga %s: failed, compensated (reason: %s)\n", gids[1].c_str(),
-                second.error_message().c_str());
-  } else {
-    std::printf("saga %s: expected to fail and compensate, got %s\n",
-                gids[1].c_str(),
-                second.ok() ? "succeed" : Describe(second).c_str());
-    as_expected = false;
-  }
+  absl::Status answer;
+  grpc::Status tcc_ok = RunOrderTcc(dtm.get(), admin.get(), busi, gids[2],
+                                    order("tcc", gids[2], 30), &answer);
+  as_expected &= Report("tcc", gids[2], tcc_ok, false, "");
+  grpc::Status tcc_failed = RunOrderTcc(dtm.get(), admin.get(), busi, gids[3],
+                                        order("tcc", gids[3], 1000), &answer);
+  as_expected &= Report("tcc", gids[3], tcc_failed, true,
+                        absl::StrCat("failed, cancelled (the client's answer: ",
+                                     answer.message(), ")"));
+
+  grpc::Status msg_ok = RunOrderMsg(dtm.get(), admin.get(), shop.get(), busi,
+                                    gids[4], order("msg", gids[4], 30));
+  as_expected &= Report("msg", gids[4], msg_ok, false, "");
 
   std::printf("quickstart: %s\n", as_expected ? "ok" : "UNEXPECTED RESULT");
   return as_expected ? 0 : 1;
