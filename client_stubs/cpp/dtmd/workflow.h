@@ -3,13 +3,14 @@
 // (crash, timeout, unknown answer) resumes later where it stopped, replaying
 // the recorded steps instead of running them again.
 //
-//   dtmd::client::WorkflowClient workflows(stub.get(),
-//                                          "localhost:36792/workflow.Workflow/Execute");
+//   dtmd::client::WorkflowClient workflows(
+//       stub.get(), "localhost:36792/workflow.Workflow/Execute");
 //   auto handler = [&](dtmd::client::Workflow& wf)
 //       -> absl::StatusOr<std::string> {
-//     absl::StatusOr<std::string> order = wf.Do([&] { return
-//     Reserve(wf.input()); }); if (!order.ok()) return order.status(); return
-//     wf.Do([&] { return Charge(*order); });
+//     absl::StatusOr<std::string> order =
+//         wf.Do([&] { return Reserve(wf.input()); });
+//     if (!order.ok()) return order.status();
+//     return wf.Do([&] { return Charge(*order); });
 //   };
 //   absl::StatusOr<std::string> result =
 //       workflows.Execute("order", gid, input, handler);
@@ -102,10 +103,11 @@ class WorkflowClient {
   using Handler = std::function<absl::StatusOr<std::string>(Workflow&)>;
 
   // `resume_url`: "host:port/workflow.Workflow/Execute" where this program
-  // serves WorkflowService (or its own workflow.Workflow service), stored as
-  // every workflow's QueryPrepared. `options` apply to every workflow
-  // (TimeoutToFail plays no part: the coordinator re-drives an unfinished
-  // workflow every RetryInterval).
+  // serves WorkflowService (or its own workflow.Workflow service), sent as
+  // QueryPrepared with every PrepareWorkflow (dtmd checks it each time, also
+  // when resuming, so the client a WorkflowService uses needs it too).
+  // `options` apply to every workflow (TimeoutToFail plays no part: the
+  // coordinator re-drives an unfinished workflow every RetryInterval).
   WorkflowClient(dtmgimp::Dtm::StubInterface* dtm, std::string resume_url,
                  TransOptions options = {});
 
