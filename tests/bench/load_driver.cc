@@ -53,7 +53,7 @@ struct Shared {
   int active_slots ABSL_GUARDED_BY(mu) = 0;
 };
 
-// One closed loop: a call, then the next, until the run stops.
+// One closed loop: a transaction, then the next, until the run stops.
 class Slot {
  public:
   Slot(Shared* shared, int index) : shared_(shared), index_(index) {}
@@ -67,18 +67,14 @@ class Slot {
       --shared_->active_slots;
       return;
     }
-    auto* call = new Call;
-    call->request = o.shape->build(
+    auto* txn = new Transaction;
+    txn->calls = o.shape->build(
         absl::StrCat(o.gid_prefix, "-", shared_->next_id.fetch_add(1)),
         o.context);
-    call->context.set_deadline(std::chrono::system_clock::now() +
-                               std::chrono::milliseconds(o.call_timeout_ms));
-    call->start = absl::Now();
-    dtmgimp::Dtm::Stub* stub =
-        shared_->stubs[index_ % shared_->stubs.size()].get();
-    stub->async()->Submit(
-        &call->context, &call->request, &call->reply,
-        [this, call](grpc::Status status) { OnDone(call, status); });
+    txn->deadline = std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(o.call_timeout_ms);
+    txn->start = absl::Now();
+    Send(txn);
   }
 
   const std::vector<double>& latencies_ms() const { return latencies_ms_; }
@@ -86,16 +82,49 @@ class Slot {
   int64_t completed() const { return completed_; }
 
  private:
-  struct Call {
-    grpc::ClientContext context;
-    dtmgimp::DtmRequest request;
+  // One transaction: its calls, sent one at a time.
+  struct Transaction {
+    std::vector<ShapeCall> calls;
+    size_t next = 0;                               // the call in flight.
+    std::unique_ptr<grpc::ClientContext> context;  // one per call.
     google::protobuf::Empty reply;
+    std::chrono::system_clock::time_point deadline;  // of the whole.
     absl::Time start;
   };
 
-  void OnDone(Call* call, const grpc::Status& status) {
-    const double ms = absl::ToDoubleMilliseconds(absl::Now() - call->start);
-    delete call;
+  // Sends txn->calls[txn->next]; its answer comes to OnAnswer.
+  void Send(Transaction* txn) {
+    dtmgimp::Dtm::Stub* stub =
+        shared_->stubs[index_ % shared_->stubs.size()].get();
+    txn->context = std::make_unique<grpc::ClientContext>();
+    txn->context->set_deadline(txn->deadline);
+    const ShapeCall& call = txn->calls[txn->next];
+    auto done = [this, txn](grpc::Status status) { OnAnswer(txn, status); };
+    switch (call.method) {
+      case ShapeCall::kPrepare:
+        stub->async()->Prepare(txn->context.get(), &call.request, &txn->reply,
+                               std::move(done));
+        break;
+      case ShapeCall::kRegisterBranch:
+        stub->async()->RegisterBranch(txn->context.get(), &call.branch,
+                                      &txn->reply, std::move(done));
+        break;
+      case ShapeCall::kSubmit:
+        stub->async()->Submit(txn->context.get(), &call.request, &txn->reply,
+                              std::move(done));
+        break;
+    }
+  }
+
+  // The next call of the transaction, or its end: the first failed call or
+  // the last answer.
+  void OnAnswer(Transaction* txn, const grpc::Status& status) {
+    if (status.ok() && ++txn->next < txn->calls.size()) {
+      Send(txn);
+      return;
+    }
+    const double ms = absl::ToDoubleMilliseconds(absl::Now() - txn->start);
+    delete txn;
     if (shared_->phase.load() == kMeasure) {
       ++completed_;
       const int code = static_cast<int>(status.error_code());
@@ -110,7 +139,8 @@ class Slot {
 
   Shared* const shared_;
   const int index_;
-  // Touched only by this slot's completions, which never overlap.
+  // Touched only by this slot's completions, which never overlap (a slot
+  // has one call in flight at a time).
   std::vector<double> latencies_ms_;
   int64_t ok_ = 0;
   int64_t completed_ = 0;

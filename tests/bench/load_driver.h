@@ -1,6 +1,9 @@
 // A closed-loop load generator for any coordinator that speaks DTM's gRPC
-// protocol: keeps `concurrency` Submit calls in flight, each started as soon
-// as the previous one of its slot answered, and measures what completes.
+// protocol: keeps `concurrency` transactions in flight, each started as soon
+// as the previous one of its slot ended, and measures what completes. A
+// transaction is the shape's calls one after the other (a saga: one Submit;
+// a tcc: Prepare, RegisterBranch..., Submit); it ends at the first call that
+// fails or at the last answer.
 #ifndef DTMD_TESTS_BENCH_LOAD_DRIVER_H_
 #define DTMD_TESTS_BENCH_LOAD_DRIVER_H_
 
@@ -27,17 +30,18 @@ struct LoadOptions {
   int64_t count = 0;
   std::string gid_prefix = "bench";
   int channels = 2;
-  int64_t call_timeout_ms = 30000;
+  int64_t call_timeout_ms = 30000;  // deadline of a whole transaction.
   pid_t target_pid = 0;  // > 0: charge its CPU and memory to the run.
 };
 
 struct LoadResult {
   double seconds = 0;     // the measured window.
-  int64_t completed = 0;  // calls answered in the window, any status.
-  int64_t ok = 0;
-  double tps = 0;  // OK answers per second.
+  int64_t completed = 0;  // transactions ended in the window, any status.
+  int64_t ok = 0;         // of which every call answered OK.
+  double tps = 0;         // OK transactions per second.
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
-  std::map<std::string, int64_t> errors;  // status code name -> count.
+  // Status code name of a transaction's failed call -> count.
+  std::map<std::string, int64_t> errors;
   double cpu_s_per_1k = -1;  // target's CPU seconds per 1000 OK; -1 unknown.
   double rss_mib = -1;       // target's peak RSS; -1 unknown.
   double cpu_seconds = -1;   // target's CPU seconds in the window.

@@ -35,7 +35,7 @@ def main():
         rows.append((metric, fmt(value, digits), fmt(base, digits),
                      fmt(ratio, 2), target, verdict))
 
-    for shape in ("saga-empty", "saga"):
+    for shape in ("saga-empty", "saga", "tcc", "msg"):
         r = load(directory, f"{shape}.json")
         if not r:
             continue

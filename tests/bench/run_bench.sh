@@ -40,7 +40,7 @@ echo "== storage probe"
 echo "== dtmd vs dtmd-relay, empty store"
 bench_start_relay
 bench_start_dtmd empty
-for shape in saga-empty saga; do
+for shape in saga-empty saga tcc msg; do
   run_bench "$shape.json" --shape="$shape" --target="$dtmd_addr" \
     --target_pid="$dtmd_pid" --relay="$relay_addr" --relay_pid="$relay_pid" \
     --rounds="$rounds"

@@ -1,5 +1,10 @@
 #include "tests/bench/shapes.h"
 
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
 namespace dtmd::bench {
@@ -23,8 +28,71 @@ dtmgimp::DtmRequest Saga(
   return request;
 }
 
-std::string Url(const ShapeContext& context, const char* method) {
-  return context.branch_address + "/bench.Bench/" + method;
+std::string Url(const ShapeContext& context, absl::string_view method) {
+  return absl::StrCat(context.branch_address, "/bench.Bench/", method);
+}
+
+ShapeCall Call(ShapeCall::Method method, dtmgimp::DtmRequest request) {
+  ShapeCall call;
+  call.method = method;
+  call.request = std::move(request);
+  return call;
+}
+
+// A tcc as DTM's client drives it: Prepare, the Try of each branch (done
+// by the client itself, so not here) followed by its RegisterBranch, then
+// Submit. WaitResult (set on the transaction, so on every request as DTM's
+// client sends it) keeps the confirms inside the Submit's answer.
+std::vector<ShapeCall> Tcc(const std::string& gid, const ShapeContext& c,
+                           int branches) {
+  dtmgimp::DtmRequest request;
+  request.set_gid(gid);
+  request.set_transtype("tcc");
+  request.set_steps("null");  // what DTM's Go client sends for tcc.
+  request.mutable_transoptions()->set_waitresult(true);
+  std::vector<ShapeCall> calls;
+  calls.push_back(Call(ShapeCall::kPrepare, request));
+  for (int i = 1; i <= branches; ++i) {
+    ShapeCall& call = calls.emplace_back();
+    call.method = ShapeCall::kRegisterBranch;
+    dtmgimp::DtmBranchRequest& branch = call.branch;
+    branch.set_gid(gid);
+    branch.set_transtype("tcc");
+    branch.set_branchid(absl::StrFormat("%02d", i));
+    branch.set_busipayload(std::string(64, 'p'));
+    (*branch.mutable_data())["confirm"] = Url(c, absl::StrCat("Confirm", i));
+    (*branch.mutable_data())["cancel"] = Url(c, absl::StrCat("Cancel", i));
+  }
+  calls.push_back(Call(ShapeCall::kSubmit, std::move(request)));
+  return calls;
+}
+
+// A two-phase message: Prepare with a QueryPrepared URL (never asked while
+// the message is submitted in time), then Submit of the same request, as
+// DTM's client sends it, with WaitResult so the actions are inside the
+// answer.
+std::vector<ShapeCall> Msg(const std::string& gid, const ShapeContext& c) {
+  dtmgimp::DtmRequest request;
+  request.set_gid(gid);
+  request.set_transtype("msg");
+  nlohmann::json json = nlohmann::json::array();
+  for (const char* action : {"Action1", "Action2"}) {
+    json.push_back({{"action", Url(c, action)}});
+    request.add_binpayloads(std::string(64, 'p'));
+  }
+  request.set_steps(json.dump());
+  request.set_queryprepared(Url(c, "QueryPrepared"));
+  request.mutable_transoptions()->set_waitresult(true);
+  std::vector<ShapeCall> calls;
+  calls.push_back(Call(ShapeCall::kPrepare, request));
+  calls.push_back(Call(ShapeCall::kSubmit, std::move(request)));
+  return calls;
+}
+
+std::vector<ShapeCall> SubmitOnly(dtmgimp::DtmRequest request) {
+  std::vector<ShapeCall> calls;
+  calls.push_back(Call(ShapeCall::kSubmit, std::move(request)));
+  return calls;
 }
 
 }  // namespace
@@ -34,14 +102,14 @@ const std::vector<Shape>& Shapes() {
       {"saga-empty",
        "2 steps with empty URLs, WaitResult (DTM's published benchmark shape)",
        [](const std::string& gid, const ShapeContext&) {
-         return Saga(gid, {{"", ""}, {"", ""}}, true);
+         return SubmitOnly(Saga(gid, {{"", ""}, {"", ""}}, true));
        }},
       {"saga", "2 steps calling the bench's branch server, WaitResult",
        [](const std::string& gid, const ShapeContext& c) {
-         return Saga(gid,
-                     {{Url(c, "Action1"), Url(c, "Compensate1")},
-                      {Url(c, "Action2"), Url(c, "Compensate2")}},
-                     true);
+         return SubmitOnly(Saga(gid,
+                                {{Url(c, "Action1"), Url(c, "Compensate1")},
+                                 {Url(c, "Action2"), Url(c, "Compensate2")}},
+                                true));
        }},
       {"saga-retrying",
        "1 step whose action answers UNAVAILABLE: stays unfinished, retrying",
@@ -49,7 +117,15 @@ const std::vector<Shape>& Shapes() {
          dtmgimp::DtmRequest request =
              Saga(gid, {{Url(c, "Unavailable"), Url(c, "Compensate")}}, false);
          request.mutable_transoptions()->set_retryinterval(c.retry_interval_s);
-         return request;
+         return SubmitOnly(std::move(request));
+       }},
+      {"tcc", "Prepare, 2 RegisterBranch, Submit with WaitResult (2 confirms)",
+       [](const std::string& gid, const ShapeContext& c) {
+         return Tcc(gid, c, 2);
+       }},
+      {"msg", "Prepare with QueryPrepared, Submit with WaitResult (2 actions)",
+       [](const std::string& gid, const ShapeContext& c) {
+         return Msg(gid, c);
        }},
   };
   return *shapes;

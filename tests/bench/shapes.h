@@ -16,12 +16,22 @@ struct ShapeContext {
   int64_t retry_interval_s = 0;  // for shapes that retry; 0 = default.
 };
 
+// One RPC of a transaction, as a client sends it.
+struct ShapeCall {
+  enum Method { kPrepare, kRegisterBranch, kSubmit };
+  Method method = kSubmit;
+  dtmgimp::DtmRequest request;       // kPrepare, kSubmit.
+  dtmgimp::DtmBranchRequest branch;  // kRegisterBranch.
+};
+
 struct Shape {
   std::string name;
   std::string description;
-  // Builds the Submit request of one transaction.
-  std::function<dtmgimp::DtmRequest(const std::string& gid,
-                                    const ShapeContext& context)>
+  // Builds the RPCs of one transaction, sent one after the other (the next
+  // once the previous answered OK). The transaction's latency runs from the
+  // first call to the last answer.
+  std::function<std::vector<ShapeCall>(const std::string& gid,
+                                       const ShapeContext& context)>
       build;
 };
 

@@ -18,7 +18,7 @@ check() {  # check FILE PYTHON_EXPRESSION_ON_r
     { echo "smoke: $1 fails: $2"; cat "$1"; exit 1; }
 }
 
-for shape in saga-empty saga; do
+for shape in saga-empty saga tcc msg; do
   "$bench/dtmd-bench" --json --shape="$shape" --concurrency=8 --count=200 \
     --target="$dtmd_addr" --target_pid="$dtmd_pid" \
     --relay="$relay_addr" --relay_pid="$relay_pid" > "$work/$shape.json"
