@@ -87,7 +87,7 @@ TEST_P(CrashRecoveryTest,
   SagaBook book;
   SubmitLoad::Options options;
   options.threads = 8;
-  options.max_sagas = kSagas;
+  options.max_jobs = kSagas;
   options.gid_prefix = "crash";
   SubmitLoad load(*dtmd, ledger, &book, options);
   killer.Arm(dtmd->pid(), op, count);

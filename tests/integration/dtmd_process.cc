@@ -164,4 +164,24 @@ absl::StatusOr<dtmd::admin::v1::GetTransactionReply> DtmdProcess::WaitFor(
                              : std::string(last.status().message())));
 }
 
+absl::StatusOr<dtmd::admin::v1::GetTransactionReply> DtmdProcess::WaitForFinal(
+    const std::string& gid, absl::Time deadline) const {
+  std::string last = "no answer";
+  do {
+    absl::StatusOr<dtmd::admin::v1::GetTransactionReply> reply =
+        GetTransaction(gid);
+    if (reply.ok()) {
+      last = reply->transaction().status();
+      if (last == "succeed" || last == "failed") return reply;
+    } else if (absl::IsNotFound(reply.status())) {
+      return reply.status();
+    } else {
+      last = reply.status().ToString();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (absl::Now() < deadline);
+  return absl::DeadlineExceededError(
+      absl::StrCat("gid ", gid, " not final, last seen ", last));
+}
+
 }  // namespace dtmd::testing

@@ -1,7 +1,11 @@
 #include "tests/integration/ledger_branch_server.h"
 
+#include <chrono>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/generic_stub.h"
 
 namespace dtmd::testing {
 namespace {
@@ -9,6 +13,13 @@ namespace {
 constexpr absl::string_view kFailPrefix = "fail:";
 constexpr char kOpAction[] = "action";
 constexpr char kOpCompensate[] = "compensate";
+constexpr char kOpTry[] = "try";
+constexpr char kOpConfirm[] = "confirm";
+constexpr char kOpCancel[] = "cancel";
+constexpr char kOpMsgQuery[] = "msg";
+constexpr char kTransTypeWorkflow[] = "workflow";
+// DTM's failure message (dtmcli.ResultFailure).
+constexpr char kFailure[] = "FAILURE";
 
 }  // namespace
 
@@ -26,8 +37,37 @@ const char* LedgerEffectName(LedgerEffect effect) {
       return "null compensation";
     case LedgerEffect::kActionAfterCompensation:
       return "action after compensation";
+    case LedgerEffect::kBlockedTry:
+      return "try after its cancel (blocked)";
+    case LedgerEffect::kConfirmed:
+      return "confirmed";
+    case LedgerEffect::kConfirmWithoutTry:
+      return "confirm without a try";
+    case LedgerEffect::kConfirmAfterCancel:
+      return "confirm after cancel";
+    case LedgerEffect::kCancelAfterConfirm:
+      return "cancel after confirm";
+    case LedgerEffect::kQueried:
+      return "queried";
+    case LedgerEffect::kRolledBackMsgAction:
+      return "action of a rolled back msg";
+    case LedgerEffect::kResumed:
+      return "resumed";
   }
   return "?";
+}
+
+bool IsViolation(LedgerEffect effect) {
+  switch (effect) {
+    case LedgerEffect::kActionAfterCompensation:
+    case LedgerEffect::kConfirmWithoutTry:
+    case LedgerEffect::kConfirmAfterCancel:
+    case LedgerEffect::kCancelAfterConfirm:
+    case LedgerEffect::kRolledBackMsgAction:
+      return true;
+    default:
+      return false;
+  }
 }
 
 LedgerBranchServer::LedgerBranchServer() : LedgerBranchServer(Options()) {}
@@ -40,7 +80,15 @@ LedgerBranchServer::LedgerBranchServer(Options options)
 
 LedgerBranchServer::~LedgerBranchServer() { Shutdown(); }
 
-absl::StatusOr<int> LedgerBranchServer::Start() { return server_.Start(); }
+absl::StatusOr<int> LedgerBranchServer::Start() {
+  absl::StatusOr<int> port = server_.Start();
+  if (port.ok()) {
+    absl::MutexLock lock(&mu_);
+    channel_ = grpc::CreateChannel(server_.Address(),
+                                   grpc::InsecureChannelCredentials());
+  }
+  return port;
+}
 
 void LedgerBranchServer::Shutdown() { server_.Shutdown(); }
 
@@ -50,6 +98,44 @@ std::string LedgerBranchServer::Url(const std::string& method_path) const {
 
 std::string LedgerBranchServer::FailingPayload(absl::string_view message) {
   return absl::StrCat(kFailPrefix, message);
+}
+
+bool LedgerBranchServer::LocalTransactionCommitted(absl::string_view gid) {
+  return !absl::EndsWith(gid, kRolledBackGidSuffix);
+}
+
+grpc::Status LedgerBranchServer::Try(const std::string& method_path,
+                                     const std::string& gid,
+                                     const std::string& branch_id,
+                                     const std::string& payload) {
+  std::shared_ptr<grpc::Channel> channel;
+  {
+    absl::MutexLock lock(&mu_);
+    channel = channel_;
+  }
+  if (channel == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "not started");
+  }
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  context.AddMetadata("dtm-gid", gid);
+  context.AddMetadata("dtm-trans_type", "tcc");
+  context.AddMetadata("dtm-branch_id", branch_id);
+  context.AddMetadata("dtm-op", kOpTry);
+  grpc::Slice slice(payload);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, method_path, grpc::StubOptions(), &request,
+                 &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  return status;
 }
 
 void LedgerBranchServer::SetDelays(Delays delays) {
@@ -66,43 +152,67 @@ void LedgerBranchServer::SetArrivalHook(ArrivalHook hook) {
   mu_.Await(absl::Condition(&idle));
 }
 
+LedgerEffect LedgerBranchServer::Apply(const RecordedCall& call, Book* book,
+                                       Answer* answer) {
+  const auto refuse = [answer](absl::string_view message) {
+    answer->code = grpc::StatusCode::ABORTED;
+    answer->message = std::string(message);
+  };
+  if (call.trans_type == kTransTypeWorkflow) return LedgerEffect::kResumed;
+  if (call.op == kOpMsgQuery) {
+    if (!LocalTransactionCommitted(call.gid)) refuse(kFailure);
+    return LedgerEffect::kQueried;
+  }
+  if (call.op == kOpAction || call.op == kOpTry) {
+    if (book->compensate_received) {
+      if (call.op == kOpAction) return LedgerEffect::kActionAfterCompensation;
+      refuse(kFailure);
+      return LedgerEffect::kBlockedTry;
+    }
+    if (call.op == kOpAction && !LocalTransactionCommitted(call.gid)) {
+      return LedgerEffect::kRolledBackMsgAction;
+    }
+    if (book->action_applied) return LedgerEffect::kDuplicate;
+    if (absl::StartsWith(call.payload, kFailPrefix)) {
+      refuse(absl::string_view(call.payload).substr(kFailPrefix.size()));
+      return LedgerEffect::kRefused;
+    }
+    book->action_applied = true;
+    return LedgerEffect::kApplied;
+  }
+  if (call.op == kOpConfirm) {
+    const bool first = !book->confirm_received;
+    book->confirm_received = true;
+    if (book->compensate_received) return LedgerEffect::kConfirmAfterCancel;
+    if (!book->action_applied) return LedgerEffect::kConfirmWithoutTry;
+    return first ? LedgerEffect::kConfirmed : LedgerEffect::kDuplicate;
+  }
+  if (call.op == kOpCompensate || call.op == kOpCancel) {
+    if (book->confirm_received) {
+      book->compensate_received = true;
+      return LedgerEffect::kCancelAfterConfirm;
+    }
+    if (book->compensate_received) return LedgerEffect::kDuplicate;
+    book->compensate_received = true;
+    return book->action_applied ? LedgerEffect::kCompensated
+                                : LedgerEffect::kNullCompensation;
+  }
+  answer->code = grpc::StatusCode::INVALID_ARGUMENT;
+  answer->message = absl::StrCat("unknown dtm-op '", call.op, "'");
+  return LedgerEffect::kRefused;
+}
+
 Answer LedgerBranchServer::Respond(const RecordedCall& call) {
   Answer answer;
   LedgerEntry entry;
   std::shared_ptr<const ArrivalHook> hook;
   {
     absl::MutexLock lock(&mu_);
-    Book& book = books_[{call.gid, call.branch_id}];
-    const bool is_action = call.op == kOpAction;
-    if (is_action) {
-      if (book.compensate_received) {
-        entry.effect = LedgerEffect::kActionAfterCompensation;
-      } else if (book.action_applied) {
-        entry.effect = LedgerEffect::kDuplicate;
-      } else if (absl::StartsWith(call.payload, kFailPrefix)) {
-        entry.effect = LedgerEffect::kRefused;
-        answer.code = grpc::StatusCode::ABORTED;
-        answer.message = call.payload.substr(kFailPrefix.size());
-      } else {
-        entry.effect = LedgerEffect::kApplied;
-        book.action_applied = true;
-      }
-    } else if (call.op == kOpCompensate) {
-      if (book.compensate_received) {
-        entry.effect = LedgerEffect::kDuplicate;
-      } else {
-        entry.effect = book.action_applied ? LedgerEffect::kCompensated
-                                           : LedgerEffect::kNullCompensation;
-        book.compensate_received = true;
-      }
-    } else {
-      answer.code = grpc::StatusCode::INVALID_ARGUMENT;
-      answer.message = absl::StrCat("unknown dtm-op '", call.op, "'");
-    }
-    const int min_ms =
-        is_action ? delays_.action_min_ms : delays_.compensate_min_ms;
-    const int max_ms =
-        is_action ? delays_.action_max_ms : delays_.compensate_max_ms;
+    entry.effect = Apply(call, &books_[{call.gid, call.branch_id}], &answer);
+    // Undoing is timed as compensations are, everything else as actions.
+    const bool undo = call.op == kOpCompensate || call.op == kOpCancel;
+    const int min_ms = undo ? delays_.compensate_min_ms : delays_.action_min_ms;
+    const int max_ms = undo ? delays_.compensate_max_ms : delays_.action_max_ms;
     if (max_ms > 0) {
       answer.delay_ms =
           std::uniform_int_distribution<int>(min_ms, max_ms)(random_);
@@ -149,9 +259,9 @@ std::vector<std::string> LedgerBranchServer::Violations() const {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
   for (const LedgerEntry& e : entries_) {
-    if (e.effect != LedgerEffect::kActionAfterCompensation) continue;
-    out.push_back(absl::StrCat("gid ", e.gid, " branch ", e.branch_id,
-                               ": action after compensation (arrival #", e.seq,
+    if (!IsViolation(e.effect)) continue;
+    out.push_back(absl::StrCat("gid ", e.gid, " branch ", e.branch_id, ": ",
+                               LedgerEffectName(e.effect), " (arrival #", e.seq,
                                ")"));
   }
   return out;

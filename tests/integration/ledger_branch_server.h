@@ -2,20 +2,33 @@
 // sub-transaction barrier does, for crash tests of dtmd. The books live in the
 // test process, so they outlast every kill and restart of the dtmd under test.
 //
-// Per (gid, branch_id) the ledger remembers whether the action took effect and
-// whether a compensate was received, and answers each call as a branch
-// protected by the barrier would:
-//   - action, first time (no compensate received yet): takes effect and
+// Per (gid, branch_id) the ledger remembers whether the first phase (a saga or
+// msg "action", a tcc "try") took effect, whether its undo (a saga
+// "compensate", a tcc "cancel") was received and whether a tcc "confirm" was,
+// and answers each call as a branch protected by the barrier would:
+//   - action or try, first time (no undo received yet): takes effect and
 //     answers OK; or, when its payload is FailingPayload(message), refuses
 //     with ABORTED `message`, whatever the attempt (a scripted business
 //     failure stays a failure across re-calls);
-//   - action again after it took effect: a duplicate, OK, no second effect;
-//   - action after the compensate of the same branch was received: the
-//     barrier turns it into a no-op that answers OK. dtmd must never do this
-//     (DESIGN.md rule 4): it is recorded as a violation;
-//   - compensate with no action received before it: a null compensation,
-//     recorded, OK (the barrier then blocks that action for good);
-//   - compensate: OK (idempotent).
+//   - action or try again after it took effect: a duplicate, OK, no second
+//     effect;
+//   - action after the undo of the same branch was received: the barrier
+//     turns it into a no-op that answers OK. dtmd must never do this
+//     (DESIGN.md rule 4): it is recorded as a violation. A try after its
+//     cancel is the client's own call (a "hanging" try): the barrier refuses
+//     it with ABORTED, and it is no violation;
+//   - compensate or cancel with no first phase before it: a null
+//     compensation, recorded, OK (the barrier then blocks that action);
+//   - compensate or cancel: OK (idempotent);
+//   - confirm: OK, idempotent. A confirm after a cancel of the same branch,
+//     a cancel after a confirm, or a confirm of a branch whose try never took
+//     effect is a violation (the second phase changed its mind, or confirmed
+//     what the client never tried);
+//   - the msg QueryPrepared check (op "msg"): ABORTED "FAILURE" for a gid
+//     ending in kRolledBackGidSuffix (its local transaction rolled back), OK
+//     for any other. An action of such a gid is a violation: a message whose
+//     check said "rolled back" must never be delivered;
+//   - a workflow's resume call (dtm-trans_type "workflow", any op): OK.
 // Every call is recorded, with its arrival order, before it is answered; the
 // answer may be held back by a random delay so that kills land at many points.
 //
@@ -49,7 +62,18 @@ enum class LedgerEffect {
   kCompensated,       // a compensate undid an applied action
   kNullCompensation,  // a compensate that came before any action
   kActionAfterCompensation,  // the violation: a no-op under the barrier
+  kBlockedTry,               // a client's try after its cancel; refused
+  kConfirmed,                // a confirm of an applied try
+  kConfirmWithoutTry,        // violation: nothing was tried
+  kConfirmAfterCancel,       // violation
+  kCancelAfterConfirm,       // violation
+  kQueried,                  // a msg's QueryPrepared check
+  kRolledBackMsgAction,      // violation: its check says rolled back
+  kResumed,                  // a workflow's resume call
 };
+
+// Whether an entry with this effect is something dtmd must never do.
+bool IsViolation(LedgerEffect effect);
 
 const char* LedgerEffectName(LedgerEffect effect);
 
@@ -59,7 +83,7 @@ struct LedgerEntry {
   int64_t seq = -1;
   std::string gid;
   std::string branch_id;
-  std::string op;  // "action" or "compensate"
+  std::string op;  // The dtm-op: "action", "compensate", "try", ...
   LedgerEffect effect = LedgerEffect::kApplied;
   grpc::StatusCode code = grpc::StatusCode::OK;  // The answer's code.
 };
@@ -99,8 +123,20 @@ class LedgerBranchServer {
   // the dtm-op metadata.
   std::string Url(const std::string& method_path) const;
 
-  // The payload that makes an action answer ABORTED `message` on every call.
+  // The payload that makes an action or a try answer ABORTED `message` on
+  // every call.
   static std::string FailingPayload(absl::string_view message);
+
+  // A msg whose gid ends with this rolled its local transaction back: its
+  // QueryPrepared check answers ABORTED "FAILURE".
+  static constexpr char kRolledBackGidSuffix[] = "-rolledback";
+  static bool LocalTransactionCommitted(absl::string_view gid);
+
+  // A tcc's first phase as its client runs it: a gRPC call of `method_path`
+  // on this server with the DTM metadata of branch `branch_id` of `gid`, op
+  // "try", deadline 5 s. The call's status. Call after Start().
+  grpc::Status Try(const std::string& method_path, const std::string& gid,
+                   const std::string& branch_id, const std::string& payload);
 
   // Called for every call after it is booked and before it is answered (so a
   // hook that kills dtmd does so before dtmd can see the answer). Runs on a
@@ -115,17 +151,22 @@ class LedgerBranchServer {
   std::vector<LedgerEntry> EntriesFor(const std::string& gid) const;
   // Number of entries booked so far (the next entry's seq).
   int64_t EntryCount() const;
-  // One line per kActionAfterCompensation entry, naming gid, branch and seq.
+  // One line per entry that IsViolation, naming gid, branch, effect and seq.
   std::vector<std::string> Violations() const;
 
  private:
   struct Book {
-    bool action_applied = false;
-    bool compensate_received = false;
+    bool action_applied = false;       // action or try
+    bool compensate_received = false;  // compensate or cancel
+    bool confirm_received = false;
   };
 
   // Books the call and chooses its answer (the responder of `server_`).
   Answer Respond(const RecordedCall& call);
+  // The effect of `call` on `book` (updated), and the answer's code and
+  // message in `answer`.
+  static LedgerEffect Apply(const RecordedCall& call, Book* book,
+                            Answer* answer);
 
   mutable absl::Mutex mu_;
   std::mt19937 random_ ABSL_GUARDED_BY(mu_);
@@ -138,6 +179,8 @@ class LedgerBranchServer {
       ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ArrivalHook> hook_ ABSL_GUARDED_BY(mu_);
   int hooks_running_ ABSL_GUARDED_BY(mu_) = 0;
+  // For Try(); set by Start().
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
   // Last: destroyed (shut down) first, while what calls use still exists.
   ScriptedBranchServer server_;
 };

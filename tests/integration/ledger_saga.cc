@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <optional>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -234,47 +232,21 @@ std::map<std::string, SagaShape> SagaBook::Unacked() const {
 SubmitLoad::SubmitLoad(const DtmdProcess& dtmd,
                        const LedgerBranchServer& ledger, SagaBook* book,
                        Options options)
-    : dtmd_(dtmd), ledger_(ledger), book_(book), options_(std::move(options)) {
-  for (int t = 0; t < options_.threads; ++t) {
-    threads_.emplace_back([this, t] { Run(t); });
-  }
-}
+    : dtmd_(dtmd),
+      ledger_(ledger),
+      book_(book),
+      options_(std::move(options)),
+      load_(options_, [this](int n) { return Submit(n); }) {}
 
-SubmitLoad::~SubmitLoad() { Stop(); }
-
-void SubmitLoad::Stop() {
-  stop_ = true;
-  for (std::thread& t : threads_) {
-    if (t.joinable()) t.join();
-  }
-}
-
-void SubmitLoad::Run(int thread) {
-  std::mt19937 random(thread + 1);
-  int in_burst = 0;
-  while (!stop_) {
-    const int n = next_++;
-    if (n >= options_.max_sagas) return;
-    const std::string gid = absl::StrCat(options_.gid_prefix, "-", n);
-    const SagaShape shape = MixedShape(n);
-    dtmd::client::Saga saga = BuildSaga(dtmd_.dtm(), gid, shape, ledger_);
-    saga.SetCallTimeout(std::chrono::milliseconds(
-        absl::ToInt64Milliseconds(options_.call_timeout)));
-    ++submitted_;
-    const bool ok = saga.Submit().ok();
-    ++answered_;
-    book_->Submitted(gid, shape, ok);
-    if (ok) {
-      ++acked_;
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (options_.burst > 1 && ++in_burst >= options_.burst) {
-      in_burst = 0;
-      std::this_thread::sleep_for(std::chrono::milliseconds(
-          std::uniform_int_distribution<int>(0, options_.pause_ms)(random)));
-    }
-  }
+bool SubmitLoad::Submit(int n) {
+  const std::string gid = absl::StrCat(options_.gid_prefix, "-", n);
+  const SagaShape shape = MixedShape(n);
+  dtmd::client::Saga saga = BuildSaga(dtmd_.dtm(), gid, shape, ledger_);
+  saga.SetCallTimeout(std::chrono::milliseconds(
+      absl::ToInt64Milliseconds(options_.call_timeout)));
+  const bool ok = saga.Submit().ok();
+  book_->Submitted(gid, shape, ok);
+  return ok;
 }
 
 std::vector<std::string> FinishAndAudit(
@@ -284,32 +256,15 @@ std::vector<std::string> FinishAndAudit(
   const absl::Time deadline = absl::Now() + timeout;
   std::vector<std::string> problems;
   for (const auto& [gid, shape] : sagas) {
-    std::optional<dtmd::admin::v1::GetTransactionReply> final_reply;
-    std::string last = "no answer";
-    bool missing = false;
-    do {
-      absl::StatusOr<dtmd::admin::v1::GetTransactionReply> reply =
-          dtmd.GetTransaction(gid);
-      if (reply.ok()) {
-        last = reply->transaction().status();
-        if (last == "succeed" || last == "failed") {
-          final_reply = *std::move(reply);
-          break;
-        }
-      } else if (absl::IsNotFound(reply.status())) {
-        missing = true;  // Acknowledged records are on disk: no use waiting.
-        break;
-      } else {
-        last = reply.status().ToString();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    } while (absl::Now() < deadline);
-    if (missing) {
+    absl::StatusOr<dtmd::admin::v1::GetTransactionReply> final_reply =
+        dtmd.WaitForFinal(gid, deadline);
+    if (absl::IsNotFound(final_reply.status())) {
+      // Acknowledged records are on disk.
       if (must_exist) problems.push_back(absl::StrCat(gid, ": lost"));
       continue;
     }
-    if (!final_reply.has_value()) {
-      problems.push_back(absl::StrCat(gid, ": stuck, last seen ", last));
+    if (!final_reply.ok()) {
+      problems.push_back(std::string(final_reply.status().message()));
       continue;
     }
     const std::string& status = final_reply->transaction().status();

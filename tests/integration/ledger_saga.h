@@ -5,11 +5,9 @@
 #ifndef DTMD_TESTS_INTEGRATION_LEDGER_SAGA_H_
 #define DTMD_TESTS_INTEGRATION_LEDGER_SAGA_H_
 
-#include <atomic>
 #include <functional>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -18,6 +16,7 @@
 #include "dtmd/client.h"
 #include "tests/integration/dtmd_process.h"
 #include "tests/integration/ledger_branch_server.h"
+#include "tests/integration/paced_load.h"
 
 namespace dtmd::testing {
 
@@ -84,48 +83,30 @@ class SagaBook {
   std::map<std::string, SagaShape> unacked_ ABSL_GUARDED_BY(mu_);
 };
 
-// `threads` submitter threads, each submitting sagas back to back (shape
-// MixedShape(n) for its n-th saga) until Stop() or until `max_sagas` were
-// submitted in all; every result goes into `book`. A failed Submit (dtmd gone
-// or shutting down) is booked unacknowledged and the thread pauses briefly.
-// With `burst` > 1 a thread submits that many in a row and then pauses up to
-// `pause_ms`, so that moments with nothing active alternate with bursts.
+// Submits sagas from PacedLoad threads (shape MixedShape(n) for the n-th
+// saga, gid "<gid_prefix>-<n>"); every result goes into `book`, a failed
+// Submit (dtmd gone or shutting down) booked unacknowledged.
 class SubmitLoad {
  public:
-  struct Options {
-    int threads = 4;
-    int max_sagas = 1 << 30;
-    int burst = 1;
-    int pause_ms = 0;
-    std::string gid_prefix = "saga";
-    absl::Duration call_timeout = absl::Seconds(10);
-  };
+  using Options = LoadOptions;
   SubmitLoad(const DtmdProcess& dtmd, const LedgerBranchServer& ledger,
              SagaBook* book, Options options);
-  ~SubmitLoad();  // Stop().
 
-  // Asks the threads to end and joins them (each ends after its current
-  // Submit). Idempotent.
-  void Stop();
-  // Submits answered OK / sent by this load so far.
-  int acked() const { return acked_; }
-  int submitted() const { return submitted_; }
-  // Submits sent and not answered yet.
-  int in_flight() const { return submitted_ - answered_; }
+  // As PacedLoad's.
+  void Stop() { load_.Stop(); }
+  int acked() const { return load_.acked(); }
+  int submitted() const { return load_.started(); }
+  int in_flight() const { return load_.in_flight(); }
 
  private:
-  void Run(int thread);
+  bool Submit(int n);
 
   const DtmdProcess& dtmd_;
   const LedgerBranchServer& ledger_;
   SagaBook* const book_;
   const Options options_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> next_{0};
-  std::atomic<int> submitted_{0};
-  std::atomic<int> answered_{0};
-  std::atomic<int> acked_{0};
-  std::vector<std::thread> threads_;
+  // Last: its threads stop before what they use goes.
+  PacedLoad load_;
 };
 
 // Waits until every gid of `sagas` is final in `dtmd` (one deadline for all)
