@@ -163,6 +163,19 @@ grpc::ServerUnaryReactor* DtmService::Submit(
                                /*wait_result=*/false, FinishLater(reactor));
           return reactor;
         }
+        if (request.transtype() != "saga" &&
+            CheckRequestHead(request, engine_).ok() &&
+            engine_->store()->GetTransaction(request.gid()).ok()) {
+          // The second phase of a prepared tcc, xa or msg: a command to its
+          // runner straight away (the create would only find the record,
+          // after waiting for an fsync). Its Steps and payloads are ignored,
+          // as they would be there (docs/protocol.md section 5.1).
+          grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+          engine_->SendCommand(request.gid(), request.transtype(),
+                               txn::Command::kSubmit, {}, wait_result,
+                               FinishLater(reactor));
+          return reactor;
+        }
         return AcceptNew(
             engine_, context, request, storage::kStatusSubmitted,
             [this, wait_result](NewTransaction txn, ReplyCallback done) {
