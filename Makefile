@@ -38,7 +38,13 @@ bench: deps $(BUILD_DIR)/build.ninja
 quickstart: build
 	@examples/cpp/run_quickstart.sh $(BUILD_DIR)
 
-test: test-release test-asan format-check
+test: test-release test-asan test-clients format-check
+
+# The client languages (Go, Python, Java): each mk/<lang>.mk adds its
+# test-<lang> target as a prerequisite of test-clients.
+.PHONY: test-clients
+test-clients:
+-include mk/*.mk
 
 test-release: build
 	@cd $(BUILD_DIR) && ctest $(CTEST_FLAGS)
