@@ -219,11 +219,14 @@ SagaDecision PlanSaga(const TransRecord& trans,
 bool ApplySagaResult(TransRecord* trans, BranchRecord* branch,
                      BranchOutcome outcome, absl::string_view message,
                      int64_t now_ms, const RetryPolicy& policy) {
-  // A late or repeated answer for a branch that already ended changes nothing.
-  if (branch->status() == kBranchSucceed || branch->status() == kBranchFailed) {
+  const bool is_action = branch->op() == kOpAction;
+  // A late or repeated answer for a branch that already ended changes
+  // nothing. A compensation never fails: one stored "failed" (only a damaged
+  // record has it) is planned again, and its answer counts.
+  if (branch->status() == kBranchSucceed ||
+      (branch->status() == kBranchFailed && is_action)) {
     return false;
   }
-  const bool is_action = branch->op() == kOpAction;
   if (outcome == BranchOutcome::kFailure && !is_action) {
     outcome = BranchOutcome::kUnknown;  // a compensation must succeed.
   }

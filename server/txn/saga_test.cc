@@ -510,6 +510,23 @@ TEST(SagaApplyTest, LateAnswerForAFinishedBranchChangesNothing) {
   EXPECT_EQ(saga.trans.next_cron_interval_s(), 40);
 }
 
+TEST(SagaApplyTest, CompensationStoredFailedStillTakesItsAnswer) {
+  // A compensation never fails; one stored "failed" (a damaged record) is
+  // planned again, so its answer must count, or a round would call it
+  // forever.
+  Saga saga = MakeSaga(1);
+  saga.trans.set_status("aborting");
+  saga.branches[A(0)].set_status("failed");
+  BranchRecord& compensate = saga.branches[C(0)];
+  compensate.set_status("failed");
+  SagaDecision d = PlanSaga(saga.trans, saga.branches, Idle(saga), 5);
+  ASSERT_EQ(d.calls, std::vector<int>({C(0)}));
+  EXPECT_FALSE(ApplySagaResult(&saga.trans, &compensate, kOk, "", 9, {}));
+  EXPECT_EQ(compensate.status(), "succeed");
+  EXPECT_EQ(PlanSaga(saga.trans, saga.branches, Idle(saga), 9).new_status,
+            "failed");
+}
+
 TEST(SagaApplyTest, FailureHasAMeaningOnlyForActions) {
   EXPECT_TRUE(SagaFailureAllowed("action"));
   EXPECT_FALSE(SagaFailureAllowed("compensate"));

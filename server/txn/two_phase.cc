@@ -160,10 +160,11 @@ bool TwoPhaseMode::ApplyAnswer(TransRecord* trans, BranchRecord* branch,
                                BranchOutcome outcome, absl::string_view message,
                                int64_t now_ms,
                                const RetryPolicy& policy) const {
-  // A late or repeated answer for a branch that already ended changes nothing.
-  if (branch->status() == kBranchSucceed || branch->status() == kBranchFailed) {
-    return false;
-  }
+  // A late or repeated answer for a branch that already succeeded changes
+  // nothing. (A second phase never fails: a "failed" one, which only a
+  // damaged record has, is called again like any unfinished one, and its
+  // answer counts.)
+  if (branch->status() == kBranchSucceed) return false;
   if (outcome == BranchOutcome::kSuccess) {
     branch->set_status(kBranchSucceed);
     branch->set_finish_time_ms(now_ms);
