@@ -30,6 +30,9 @@ ABSL_FLAG(int64_t, max_retry_interval, 3600,
           "Cap on the doubled retry interval, seconds.");
 ABSL_FLAG(int, max_gid_bytes, 128, "Longest accepted gid.");
 ABSL_FLAG(int, max_steps, 1000, "Most steps in one saga.");
+ABSL_FLAG(int, max_branches, 10000,
+          "Most branch records in one transaction (TCC/XA registrations, "
+          "msg steps expanded to topic subscribers).");
 ABSL_FLAG(int64_t, max_request_bytes, 16 << 20,
           "Largest accepted request (payloads included), bytes.");
 ABSL_FLAG(int, max_branch_headers, 64, "Most BranchHeaders entries.");
@@ -121,6 +124,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_retry_interval_s = absl::GetFlag(FLAGS_max_retry_interval);
   c.max_gid_bytes = absl::GetFlag(FLAGS_max_gid_bytes);
   c.max_steps = absl::GetFlag(FLAGS_max_steps);
+  c.max_branches = absl::GetFlag(FLAGS_max_branches);
   c.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   c.max_branch_headers = absl::GetFlag(FLAGS_max_branch_headers);
   c.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
@@ -153,6 +157,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_retry_interval", c.max_retry_interval_s),
         Positive("max_gid_bytes", c.max_gid_bytes),
         Positive("max_steps", c.max_steps),
+        Positive("max_branches", c.max_branches),
         Positive("max_request_bytes", c.max_request_bytes),
         Positive("max_branch_headers", c.max_branch_headers),
         Positive("max_branch_headers_bytes", c.max_branch_headers_bytes),

@@ -29,6 +29,7 @@ struct Config {
   // Limits; over a limit is INVALID_ARGUMENT.
   int max_gid_bytes = 128;
   int max_steps = 1000;
+  int max_branches = 10000;  // branch records in one transaction.
   int max_url_bytes = 1024;
   int64_t max_request_bytes = 16 << 20;
   int max_branch_headers = 64;

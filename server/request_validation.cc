@@ -265,6 +265,12 @@ absl::StatusOr<NewTransaction> BuildTransaction(
     absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
         txn::MsgBranches(*msg, topics ? topics : no_topics);
     if (!branches.ok()) return branches.status();
+    if (branches->size() > static_cast<size_t>(config.max_branches)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Steps: the steps expand to ", branches->size(),
+          " branches with their topics' subscribers, more than the limit of ",
+          config.max_branches, " (--max_branches)"));
+    }
     out.branches = *std::move(branches);
   } else if (type == "workflow") {
     if (absl::Status s = CheckNoSteps(request); !s.ok()) return s;

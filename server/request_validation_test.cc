@@ -200,4 +200,26 @@ TEST(ValidateTopicRequestTest, UnsubscribeNeedsAnyNonEmptyUrl) {
 }
 
 }  // namespace
+TEST(BuildTransactionTest, MsgTopicExpansionIsCappedByMaxBranches) {
+  dtmgimp::DtmRequest request;
+  request.set_gid("m1");
+  request.set_transtype("msg");
+  request.set_steps(R"([{"action":"topic://t"}])");
+  request.add_binpayloads("p");
+  TopicResolver three =
+      [](absl::string_view) -> absl::StatusOr<std::vector<std::string>> {
+    return std::vector<std::string>{"h:1/a.B/C", "h:1/a.B/D", "h:1/a.B/E"};
+  };
+  Config config;
+  config.max_branches = 3;
+  absl::StatusOr<NewTransaction> ok =
+      BuildTransaction(request, "submitted", 0, config, three);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->branches.size(), 3u);
+  config.max_branches = 2;
+  ExpectInvalid(
+      BuildTransaction(request, "submitted", 0, config, three).status(),
+      "Steps: ");
+}
+
 }  // namespace dtmd

@@ -157,6 +157,16 @@ void TransactionRunner::ProcessCommands() {
     }
     txn::CommandResult result = mode_->ApplyCommand(
         command.command, command.args, branches_, &trans_, now);
+    const size_t max_branches =
+        static_cast<size_t>(engine_->config().max_branches);
+    if (branches_.size() + result.added.size() > max_branches) {
+      command.done(absl::ResourceExhaustedError(
+          absl::StrCat("transaction ", gid_, " has ", branches_.size(),
+                       " branch records; registering ", result.added.size(),
+                       " more would pass the limit of ", max_branches,
+                       " (--max_branches)")));
+      continue;
+    }
     command.refusal = result.reply;
     const bool added = !result.added.empty();
     if (added) AddBranches(std::move(result.added));

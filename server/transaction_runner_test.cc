@@ -723,6 +723,37 @@ TEST_F(RunnerTest, RegisteredBranchesAreDurableBeforeTheReplyAndThenCalled) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(RunnerTest, RegistrationsStopAtTheBranchLimit) {
+  config_.max_branches = 3;
+  StartEngine();
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Prepare(Fake("r2", storage::kStatusPrepared, 0),
+                                 std::move(done));
+              })).ok());
+  auto registration = [](const std::string& id) {
+    txn::CommandArgs args;
+    for (const char* op : {"undo", "do"}) {
+      BranchRecord& b = args.branches.emplace_back();
+      b.set_branch_id(id);
+      b.set_op(op);
+      b.set_status("prepared");
+    }
+    return args;
+  };
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->SendCommand("r2", kFake, txn::Command::kRegisterBranch,
+                                     registration("01"), false,
+                                     std::move(done));
+              })).ok());
+  absl::Status over = Wait(Start([&](ReplyCallback done) {
+    engine_->SendCommand("r2", kFake, txn::Command::kRegisterBranch,
+                         registration("02"), false, std::move(done));
+  }));
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted) << over;
+  EXPECT_NE(over.message().find("--max_branches"), std::string::npos);
+  EXPECT_EQ(store_->GetBranches("r2")->size(), 2u);
+}
+
 TEST_F(RunnerTest, QueryVerdictIsDurableBeforeTheCallsItAllows) {
   StartEngine();
   NewTransaction txn = Fake("q2", storage::kStatusPrepared);
