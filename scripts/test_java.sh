@@ -12,6 +12,9 @@ dtmd="$build_dir/server/dtmd"
 work="$build_dir/java-test"
 mvn=(mvn -B -q -Dstyle.color=never)
 
+# Maven 3.8 still writes colour resets with -q; keep the output plain.
+plain() { sed -e 's/\x1b\[[0-9;]*m//g'; }
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -40,7 +43,7 @@ jdbc="jdbc:postgresql://${rest#*@}?user=${rest%%@*}"
 rm -rf "$root/client_stubs/java/target/surefire-reports"
 status=0
 "${mvn[@]}" -f "$root/client_stubs/java" install \
-  -Ddtmd.binary="$dtmd" -Ddtmd.pg.url="$jdbc" || status=$?
+  -Ddtmd.binary="$dtmd" -Ddtmd.pg.url="$jdbc" 2>&1 | plain || status=$?
 read -r tests failures errors skipped < <(
   cat "$root"/client_stubs/java/target/surefire-reports/TEST-*.xml 2>/dev/null |
     grep -o '<testsuite [^>]*>' |
@@ -64,7 +67,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 port=$(cat "$work/dtmd/port")
-"${mvn[@]}" -f "$root/examples/java" compile exec:java -Ddtm="127.0.0.1:$port" |
-  tee "$work/example.log"
+"${mvn[@]}" -f "$root/examples/java" compile exec:java -Ddtm="127.0.0.1:$port" 2>&1 |
+  plain | tee "$work/example.log"
 grep -q "^order flow: OK" "$work/example.log"
 echo "java example: 1 passed, 0 failed"
