@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dtmd_client import BranchContext, BranchServer, DtmClient, Failure, Ongoing
+from dtmd_client.testing import start_dtmd
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
@@ -43,34 +43,8 @@ def dtmd_address() -> Iterator[str]:
     binary = os.environ.get("DTMD_BIN") or str(REPO / "build/server/dtmd")
     if not os.path.exists(binary):
         pytest.fail(f"dtmd not built: {binary} (run make build, or set DTMD_BIN)")
-    with tempfile.TemporaryDirectory(prefix="dtmd-py-") as tmp:
-        port_file = pathlib.Path(tmp, "port")
-        log = open(pathlib.Path(tmp, "dtmd.log"), "wb")
-        process = subprocess.Popen(
-            [
-                binary,
-                "--listen_address=127.0.0.1",
-                "--grpc_port=0",
-                f"--port_file={port_file}",
-                f"--data_dir={tmp}/data",
-                "--retry_interval=1",
-                "--cron_interval=1",
-                "--max_retry_interval=2",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            if not wait_until(lambda: port_file.exists() and port_file.read_text().strip() != ""):
-                pytest.fail("dtmd did not write its port file")
-            yield f"127.0.0.1:{port_file.read_text().strip()}"
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
+    with start_dtmd(binary) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
