@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping
 from concurrent import futures
 from typing import Any, Callable, Union
 
@@ -47,7 +47,7 @@ class BranchContext:
     headers: Mapping[str, str]
 
     @staticmethod
-    def from_metadata(metadata: Sequence[tuple[str, Any]] | None, method: str = "") -> BranchContext:
+    def from_metadata(metadata: Iterable[tuple[str, Any]] | None, method: str = "") -> BranchContext:
         headers = {str(key): value if isinstance(value, str) else value.decode("latin-1") for key, value in metadata or ()}
         return BranchContext(
             gid=headers.get("dtm-gid", ""),
@@ -79,10 +79,10 @@ def _status_of(error: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}"
 
 
-def branch_service(service: str, handlers: Mapping[str, Handler]) -> grpc.GenericRpcHandler:
+def branch_service(service: str, handlers: Mapping[str, Handler]) -> grpc.GenericRpcHandler[bytes, bytes]:
     """A generic handler serving `service` ("pkg.Service") with one handler per method name."""
 
-    def wrap(method: str, handler: Handler) -> grpc.RpcMethodHandler:
+    def wrap(method: str, handler: Handler) -> grpc.RpcMethodHandler[bytes, bytes]:
         full_name = f"/{service}/{method}"
 
         def serve(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -101,10 +101,10 @@ def branch_service(service: str, handlers: Mapping[str, Handler]) -> grpc.Generi
     )
 
 
-def aio_branch_service(service: str, handlers: Mapping[str, AsyncHandler]) -> grpc.GenericRpcHandler:
+def aio_branch_service(service: str, handlers: Mapping[str, AsyncHandler]) -> grpc.GenericRpcHandler[bytes, bytes]:
     """The same for a grpc.aio.Server, with coroutine handlers."""
 
-    def wrap(method: str, handler: AsyncHandler) -> grpc.RpcMethodHandler:
+    def wrap(method: str, handler: AsyncHandler) -> grpc.RpcMethodHandler[bytes, bytes]:
         full_name = f"/{service}/{method}"
 
         async def serve(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
