@@ -16,6 +16,7 @@ pg_bin() {
   if [ -z "$dir" ]; then
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
       --no-install-recommends postgresql >/dev/null
     dir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
