@@ -3,6 +3,7 @@ module github.com/dtmd/dtmd/client_stubs/go
 go 1.26.0
 
 require (
+	github.com/lib/pq v1.12.3
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
