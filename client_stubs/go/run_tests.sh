@@ -39,10 +39,12 @@ export DTMD_BIN=$build/server/dtmd
 [ -x "$DTMD_BIN" ] || { echo "no dtmd at $DTMD_BIN: make build first" >&2; exit 1; }
 
 work=$(mktemp -d)
-pg_dir=$work/postgres
+# Its own directory: as root, scripts/postgres.sh hands it to the postgres
+# user, who could not enter $work.
+pg_dir=$(mktemp -d)
 cleanup() {
-  [ -d "$pg_dir" ] && "$root/scripts/postgres.sh" stop "$pg_dir"
-  rm -rf "$work"
+  "$root/scripts/postgres.sh" stop "$pg_dir" || true
+  rm -rf "$work" "$pg_dir"
 }
 trap cleanup EXIT
 
