@@ -141,6 +141,11 @@ class BranchServer:
         self._server.add_generic_rpc_handlers([branch_service(service, handlers)])
         return self
 
+    def add_handler(self, handler: grpc.GenericRpcHandler[Any, Any]) -> BranchServer:
+        """Serves any generic handler too (e.g. workflow_service); call before start."""
+        self._server.add_generic_rpc_handlers([handler])
+        return self
+
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
