@@ -1,13 +1,16 @@
-"""Unit tests: the requests the helpers build, URL and status mapping, branch metadata."""
+"""Unit tests: the requests the helpers build (a fake Dtm stub for workflows), URL and status mapping, branch metadata."""
 
 from __future__ import annotations
 
+import base64
 import json
+from typing import Any, Callable
 
 import grpc
 import pytest
 
-from dtmd_client import BranchContext, DtmClient, Failure, Ongoing, TransOptions, split_url
+from dtmd_client import BranchContext, DtmClient, Failure, Ongoing, TransOptions, Workflow, WorkflowClient, split_url
+from dtmd_client._proto import dtmgimp_pb2
 from dtmd_client.client import branch_metadata
 from dtmd_client.errors import DtmError, from_rpc_error
 
@@ -95,3 +98,64 @@ def test_branch_metadata_round_trips_through_context() -> None:
     assert (context.gid, context.trans_type, context.branch_id, context.op, context.dtm) == (
         "g", "tcc", "01", "try", "d:1")
     assert context.headers["x-user"] == "u1"
+
+
+class FakeDtm:
+    """A Dtm stub answering PrepareWorkflow with `prepared` and recording every request."""
+
+    def __init__(self, prepared: dtmgimp_pb2.DtmProgressesReply, refuse_register: bool = False) -> None:
+        self.prepared = prepared
+        self.refuse_register = refuse_register
+        self.requests: list[tuple[str, Any]] = []
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        def call(request: Any, timeout: float) -> Any:
+            self.requests.append((method, request))
+            if method == "PrepareWorkflow":
+                return self.prepared
+            if method == "RegisterBranch" and self.refuse_register:
+                raise Failure("the workflow is not prepared")
+            return None
+
+        return call
+
+
+def test_workflow_requests_and_replayed_progress() -> None:
+    prepared = dtmgimp_pb2.DtmProgressesReply(
+        Transaction=dtmgimp_pb2.DtmTransaction(Gid="w1", Status="prepared"),
+        Progresses=[dtmgimp_pb2.DtmProgress(Status="succeed", BinData=b"recorded", BranchID="01", Op="action")],
+    )
+    fake = FakeDtm(prepared)
+    client = WorkflowClient(fake, "h:1/workflow.Workflow/Execute", TransOptions(retry_interval=3))
+
+    def declined() -> bytes:
+        raise Failure("declined")
+
+    def handler(wf: Workflow, data: bytes) -> bytes:
+        assert wf.do(lambda: pytest.fail("a recorded step ran")) == b"recorded"
+        with pytest.raises(Failure, match="declined"):
+            wf.do(declined)
+        return wf.do(lambda: data + b"!")
+
+    assert client.execute("order", "w1", b"\x01in", handler) == b"\x01in!"
+    methods = [method for method, _ in fake.requests]
+    assert methods == ["PrepareWorkflow", "RegisterBranch", "RegisterBranch", "Submit"]
+    prepare = fake.requests[0][1]
+    assert (prepare.Gid, prepare.TransType, prepare.Steps) == ("w1", "workflow", "null")
+    assert prepare.QueryPrepared == "h:1/workflow.Workflow/Execute"
+    assert prepare.TransOptions.RetryInterval == 3
+    assert json.loads(prepare.CustomedData) == {"name": "order", "data": base64.b64encode(b"\x01in").decode()}
+    failed, succeeded = fake.requests[1][1], fake.requests[2][1]
+    assert (failed.BranchID, dict(failed.Data), failed.BusiPayload) == (
+        "02", {"op": "action", "status": "failed"}, b"declined")
+    assert (succeeded.BranchID, dict(succeeded.Data), succeeded.BusiPayload) == (
+        "03", {"op": "action", "status": "succeed"}, b"\x01in!")
+    assert dict(fake.requests[3][1].ReqExtra) == {
+        "status": "succeed", "rollback_reason": "", "result": base64.b64encode(b"\x01in!").decode()}
+
+
+def test_workflow_register_refusal_is_not_the_steps_failure() -> None:
+    prepared = dtmgimp_pb2.DtmProgressesReply(Transaction=dtmgimp_pb2.DtmTransaction(Gid="w2", Status="prepared"))
+    client = WorkflowClient(FakeDtm(prepared, refuse_register=True), "h:1/workflow.Workflow/Execute")
+    with pytest.raises(Ongoing, match="not prepared"):
+        client.execute("order", "w2", b"", lambda wf, data: wf.do(lambda: b"x"))
