@@ -48,18 +48,23 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
                                    "--grpc_port=0", "--port_file=" + port_file,
                                    "--data_dir=" + data_dir_};
   args.insert(args.end(), flags_.begin(), flags_.end());
+  // Everything the child needs is made before fork: the test process has
+  // many threads, and a child that allocates before exec can hang on a lock
+  // another thread held at the fork (seen as a start that never came, under
+  // ASan). The child only makes async-signal-safe calls.
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const char* stderr_path =
+      stderr_file_.empty() ? nullptr : stderr_file_.c_str();
   pid_ = fork();
   if (pid_ < 0) return absl::InternalError("fork failed");
   if (pid_ == 0) {
-    if (!stderr_file_.empty()) {
-      const int fd =
-          open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (stderr_path != nullptr) {
+      const int fd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
       close(fd);
     }
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
