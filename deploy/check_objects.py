@@ -1,0 +1,89 @@
+"""Checks on the rendered deploy/k8s objects that the JSON schemas cannot make.
+
+Usage: check_objects.py RENDERED_YAML SERVER_CONFIG_CC
+Exits non-zero naming every problem found.
+"""
+import re
+import sys
+
+import yaml
+
+GRPC_PORT = 36790
+
+
+def main(rendered_path, config_cc_path):
+    with open(rendered_path) as f:
+        objects = [o for o in yaml.safe_load_all(f) if o]
+    with open(config_cc_path) as f:
+        config_cc = f.read()
+    flags = set(re.findall(r"ABSL_FLAG\(\s*[\w:]+\s*,\s*(\w+)\s*,", config_cc))
+    env_vars = set(re.findall(r'\{"([A-Z_]+)",\s*"\w+"\}', config_cc))
+    problems = []
+
+    kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
+    by_kind = {}
+    for o in objects:
+        by_kind.setdefault(o["kind"], []).append(o)
+    for kind, count in [("ConfigMap", 1), ("Service", 2), ("StatefulSet", 1),
+                        ("PodDisruptionBudget", 1)]:
+        if len(by_kind.get(kind, [])) != count:
+            problems.append(f"expected {count} {kind}, got {kinds}")
+    if problems:
+        return problems
+
+    sts = by_kind["StatefulSet"][0]
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    if spec["replicas"] != 1:
+        problems.append("StatefulSet replicas must be 1 (one store, one writer)")
+    if pod["securityContext"].get("runAsNonRoot") is not True:
+        problems.append("pod must run as non-root")
+    if not pod.get("terminationGracePeriodSeconds"):
+        problems.append("terminationGracePeriodSeconds missing")
+    (container,) = pod["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        if container.get(probe, {}).get("grpc", {}).get("port") != GRPC_PORT:
+            problems.append(f"{probe} must be a gRPC probe on {GRPC_PORT}")
+    if not container["resources"].get("requests") or not container["resources"].get("limits"):
+        problems.append("resources need requests and limits")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    claims = [c["metadata"]["name"] for c in spec["volumeClaimTemplates"]]
+    if mounts.get("data") != "/data" or "data" not in claims:
+        problems.append("the data dir /data must be the volumeClaimTemplate 'data'")
+
+    (config_map,) = by_kind["ConfigMap"]
+    refs = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
+    if config_map["metadata"]["name"] not in refs:
+        problems.append("the container does not read the ConfigMap")
+    for name in config_map["data"]:
+        if name not in env_vars and f"$({name})" not in " ".join(container["args"]):
+            problems.append(f"ConfigMap key {name} is neither a dtmd environment "
+                            "variable (server/config.cc) nor used in args")
+    for env in container.get("env", []):
+        if env["name"] not in env_vars and env["name"] not in ("POD_NAME", "POD_NAMESPACE"):
+            problems.append(f"env {env['name']} is not a dtmd environment variable")
+    for arg in container["args"]:
+        m = re.match(r"--(\w+)=", arg)
+        if not m or m.group(1) not in flags:
+            problems.append(f"arg {arg} is not a dtmd flag (server/config.cc)")
+
+    for svc in by_kind["Service"]:
+        ports = [p["port"] for p in svc["spec"]["ports"]]
+        if ports != [GRPC_PORT]:
+            problems.append(f"Service {svc['metadata']['name']} ports {ports}")
+        if svc["spec"]["selector"] != labels:
+            problems.append(f"Service {svc['metadata']['name']} does not select the pod")
+    if spec["serviceName"] not in [s["metadata"]["name"] for s in by_kind["Service"]]:
+        problems.append("StatefulSet serviceName names no Service")
+    (pdb,) = by_kind["PodDisruptionBudget"]
+    if pdb["spec"]["selector"]["matchLabels"] != labels:
+        problems.append("PodDisruptionBudget does not select exactly the dtmd pod")
+    return problems
+
+
+if __name__ == "__main__":
+    found = main(sys.argv[1], sys.argv[2])
+    for p in found:
+        print(p)
+    sys.exit(1 if found else 0)
