@@ -115,5 +115,5 @@ else
   echo "deploy: $dtmd not built: its libraries not compared with the runtime list"
 fi
 
-echo "deploy Dockerfile: $passed passed, $failed failed"
+echo "deploy-dockerfile: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

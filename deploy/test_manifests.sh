@@ -78,5 +78,5 @@ check "the broken copy differs" bash -c '! cmp -s "$1" "$2"' _ "$rendered" "$out
 check "objects, probes, flags and variables" \
   "$venv/bin/python" "$repo/deploy/check_objects.py" "$rendered" "$repo/server/config.cc"
 
-echo "deploy manifests: $passed passed, $failed failed"
+echo "deploy-manifests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
