@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -128,6 +129,11 @@ class HookedStore : public storage::Store {
   absl::StatusOr<std::vector<BranchRecord>> GetBranches(
       absl::string_view gid) override {
     return inner_->GetBranches(gid);
+  }
+  absl::StatusOr<storage::TransPage> ListTransactions(
+      const storage::TransFilter& filter,
+      const std::optional<storage::TransCursor>& after, int limit) override {
+    return inner_->ListTransactions(filter, after, limit);
   }
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override {

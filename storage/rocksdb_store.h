@@ -104,6 +104,12 @@ class RocksDBStore : public Store {
   absl::StatusOr<TransRecord> GetTransaction(absl::string_view gid) override;
   absl::StatusOr<std::vector<BranchRecord>> GetBranches(
       absl::string_view gid) override;
+  // Reads the trans family in gid order (from gid_prefix on, when set) and
+  // keeps the `limit` + 1 newest matches in a heap: O(records read) time,
+  // O(limit) memory. There is no index by creation time.
+  absl::StatusOr<TransPage> ListTransactions(
+      const TransFilter& filter, const std::optional<TransCursor>& after,
+      int limit) override;
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override;
   void Subscribe(std::string topic, std::string url, std::string remark,

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,31 @@ struct CreateResult {
 struct Subscriber {
   std::string url;
   std::string remark;
+};
+
+// Which transactions ListTransactions returns. An empty string or a zero
+// time matches every transaction.
+struct TransFilter {
+  std::string status;
+  std::string trans_type;
+  std::string gid_prefix;
+  int64_t created_after_ms = 0;   // create_time_ms > this.
+  int64_t created_before_ms = 0;  // create_time_ms < this.
+};
+
+// A place in ListTransactions' order (newest first: create_time_ms
+// descending, then gid descending): the last transaction of a page. The
+// next page starts strictly after it, so pages neither repeat nor skip a
+// transaction that existed throughout, whatever is added meanwhile.
+struct TransCursor {
+  int64_t create_time_ms = 0;
+  std::string gid;
+};
+
+struct TransPage {
+  std::vector<TransRecord> transactions;
+  // Set when more transactions match after the last one returned.
+  std::optional<TransCursor> next;
 };
 
 using StatusCallback = std::function<void(absl::Status)>;
@@ -110,6 +136,13 @@ class Store {
   // The branches of gid in position order (empty for an unknown gid).
   virtual absl::StatusOr<std::vector<BranchRecord>> GetBranches(
       absl::string_view gid) = 0;
+
+  // At most `limit` (> 0) transactions matching `filter`, newest first,
+  // starting after `after` (from the start when not set). For operators, not
+  // for the serving path: an implementation may read every stored record.
+  virtual absl::StatusOr<TransPage> ListTransactions(
+      const TransFilter& filter, const std::optional<TransCursor>& after,
+      int limit) = 0;
 
   // Gids of unfinished transactions with next_cron_time_ms <= until_ms, in
   // next_cron_time order, at most `limit`.
