@@ -1,5 +1,13 @@
 #include "server/admin_service.h"
 
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/grpc_status.h"
 #include "server/request_validation.h"
@@ -7,6 +15,77 @@
 namespace dtmd {
 
 namespace admin_v1 = ::dtmd::admin::v1;
+
+namespace {
+
+void CopyTransaction(const storage::v1::TransRecord& trans,
+                     admin_v1::Transaction* t) {
+  t->set_gid(trans.gid());
+  t->set_trans_type(trans.trans_type());
+  t->set_status(trans.status());
+  t->set_rollback_reason(trans.rollback_reason());
+  t->set_create_time_ms(trans.create_time_ms());
+  t->set_update_time_ms(trans.update_time_ms());
+  t->set_finish_time_ms(trans.finish_time_ms());
+  t->set_next_cron_time_ms(trans.next_cron_time_ms());
+  t->set_next_cron_interval_s(trans.next_cron_interval_s());
+  t->set_retry_count(trans.retry_count());
+  t->set_customed_data(trans.customed_data());
+}
+
+absl::Status InvalidPageToken() {
+  return absl::InvalidArgumentError(
+      "page_token: not a next_page_token of ListTransactions");
+}
+
+// A reactor that finishes with `status` once the engine answers.
+ReplyCallback FinishWith(grpc::ServerUnaryReactor* reactor) {
+  return
+      [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); };
+}
+
+// Finishes a reactor exactly once: with Finish(), or, when the closure that
+// holds it is dropped unrun (a pool stopping), with UNAVAILABLE.
+class FinishOnce {
+ public:
+  explicit FinishOnce(grpc::ServerUnaryReactor* reactor) : reactor_(reactor) {}
+  ~FinishOnce() {
+    if (reactor_ != nullptr) {
+      reactor_->Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "dtmd is shutting down"));
+    }
+  }
+  FinishOnce(const FinishOnce&) = delete;
+  FinishOnce& operator=(const FinishOnce&) = delete;
+  void Finish(const grpc::Status& status) {
+    std::exchange(reactor_, nullptr)->Finish(status);
+  }
+
+ private:
+  grpc::ServerUnaryReactor* reactor_;
+};
+
+}  // namespace
+
+std::string AdminService::EncodePageToken(const storage::TransCursor& cursor) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(cursor.create_time_ms, ":", cursor.gid));
+}
+
+absl::StatusOr<storage::TransCursor> AdminService::DecodePageToken(
+    const std::string& token) {
+  std::string text;
+  if (!absl::WebSafeBase64Unescape(token, &text)) return InvalidPageToken();
+  const size_t colon = text.find(':');
+  storage::TransCursor cursor;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(text).substr(0, colon),
+                        &cursor.create_time_ms)) {
+    return InvalidPageToken();
+  }
+  cursor.gid = text.substr(colon + 1);
+  return cursor;
+}
 
 grpc::ServerUnaryReactor* AdminService::GetTransaction(
     grpc::CallbackServerContext* context,
@@ -25,18 +104,7 @@ grpc::ServerUnaryReactor* AdminService::GetTransaction(
     reactor->Finish(ToGrpcStatus(branches.status()));
     return reactor;
   }
-  admin_v1::Transaction* t = reply->mutable_transaction();
-  t->set_gid(trans->gid());
-  t->set_trans_type(trans->trans_type());
-  t->set_status(trans->status());
-  t->set_rollback_reason(trans->rollback_reason());
-  t->set_create_time_ms(trans->create_time_ms());
-  t->set_update_time_ms(trans->update_time_ms());
-  t->set_finish_time_ms(trans->finish_time_ms());
-  t->set_next_cron_time_ms(trans->next_cron_time_ms());
-  t->set_next_cron_interval_s(trans->next_cron_interval_s());
-  t->set_retry_count(trans->retry_count());
-  t->set_customed_data(trans->customed_data());
+  CopyTransaction(*trans, reply->mutable_transaction());
   for (const storage::v1::BranchRecord& b : *branches) {
     admin_v1::Branch* out = reply->add_branches();
     out->set_branch_id(b.branch_id());
@@ -48,6 +116,85 @@ grpc::ServerUnaryReactor* AdminService::GetTransaction(
     out->set_finish_time_ms(b.finish_time_ms());
   }
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListTransactions(
+    grpc::CallbackServerContext* context,
+    const admin_v1::ListTransactionsRequest* request,
+    admin_v1::ListTransactionsReply* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be between 0 (", kDefaultPageSize,
+                     ") and ", kMaxPageSize))));
+    return reactor;
+  }
+  std::optional<storage::TransCursor> after;
+  if (!request->page_token().empty()) {
+    absl::StatusOr<storage::TransCursor> cursor =
+        DecodePageToken(request->page_token());
+    if (!cursor.ok()) {
+      reactor->Finish(ToGrpcStatus(cursor.status()));
+      return reactor;
+    }
+    after = *std::move(cursor);
+  }
+  storage::TransFilter filter;
+  filter.status = request->status();
+  filter.trans_type = request->trans_type();
+  filter.gid_prefix = request->gid_prefix();
+  filter.created_after_ms = request->created_after_ms();
+  filter.created_before_ms = request->created_before_ms();
+  const int limit =
+      request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+  // A scan may read the whole store: never on a gRPC thread.
+  auto finish = std::make_shared<FinishOnce>(reactor);
+  engine_->pool()->Post([this, finish, reply, filter = std::move(filter),
+                         after = std::move(after), limit] {
+    absl::StatusOr<storage::TransPage> page =
+        store_->ListTransactions(filter, after, limit);
+    if (!page.ok()) {
+      finish->Finish(ToGrpcStatus(page.status()));
+      return;
+    }
+    for (const storage::v1::TransRecord& trans : page->transactions) {
+      CopyTransaction(trans, reply->add_transactions());
+    }
+    if (page->next.has_value()) {
+      reply->set_next_page_token(EncodePageToken(*page->next));
+    }
+    finish->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::RetryNow(
+    grpc::CallbackServerContext* context,
+    const admin_v1::RetryNowRequest* request, admin_v1::RetryNowReply*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = ValidateGid(request->gid(), 1 << 20); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  engine_->RetryNow(request->gid(), FinishWith(reactor));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ForceStop(
+    grpc::CallbackServerContext* context,
+    const admin_v1::ForceStopRequest* request, admin_v1::ForceStopReply*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = ValidateGid(request->gid(), 1 << 20); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  if (request->reason().size() > kMaxReasonBytes) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("reason: longer than ", kMaxReasonBytes, " bytes"))));
+    return reactor;
+  }
+  engine_->ForceStop(request->gid(), request->reason(), FinishWith(reactor));
   return reactor;
 }
 

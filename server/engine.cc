@@ -332,6 +332,19 @@ void Engine::SendCommand(const std::string& gid, const std::string& trans_type,
   Drive(gid, std::move(request));
 }
 
+void Engine::RetryNow(const std::string& gid, ReplyCallback done) {
+  SendCommand(gid, "", txn::Command::kRetryNow, {}, /*wait_result=*/false,
+              std::move(done));
+}
+
+void Engine::ForceStop(const std::string& gid, std::string reason,
+                       ReplyCallback done) {
+  txn::CommandArgs args;
+  args.rollback_reason = std::move(reason);
+  SendCommand(gid, "", txn::Command::kForceStop, std::move(args),
+              /*wait_result=*/false, std::move(done));
+}
+
 void Engine::PrepareWorkflow(NewTransaction txn, ProgressCallback done) {
   if (absl::Status s = CheckLoad(); !s.ok()) {
     done(s);

@@ -119,6 +119,20 @@ class Engine {
                    txn::Command command, txn::CommandArgs args,
                    bool wait_result, ReplyCallback done);
 
+  // Operators' commands (the admin service), delivered to the gid's runner
+  // like a client's, whatever the trans type, so that they never race the
+  // runner. NOT_FOUND for an unknown gid; FAILED_PRECONDITION for a final
+  // transaction; UNAVAILABLE/RESOURCE_EXHAUSTED as SendCommand.
+  //
+  // RetryNow: drives the transaction now (a new round), whatever its stored
+  // next_cron_time; OK once the runner has it.
+  void RetryNow(const std::string& gid, ReplyCallback done);
+  // ForceStop: moves the transaction to failed with rollback_reason
+  // "force stopped: <reason>" and leaves its branches as they are (answers
+  // still in flight are ignored); OK once that is durable.
+  void ForceStop(const std::string& gid, std::string reason,
+                 ReplyCallback done);
+
   // A workflow as PrepareWorkflow answers it.
   struct Progress {
     storage::v1::TransRecord trans;

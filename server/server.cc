@@ -45,7 +45,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->engine_ = std::make_unique<Engine>(
       config, server->store_.get(), server->invoker_.get(), SystemClock::Get());
   server->dtm_service_ = std::make_unique<DtmService>(server->engine_.get());
-  server->admin_service_ = std::make_unique<AdminService>(server->store_.get());
+  server->admin_service_ =
+      std::make_unique<AdminService>(server->engine_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // Links the Health descriptor in, so reflection can describe the service.

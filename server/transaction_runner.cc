@@ -150,13 +150,17 @@ void TransactionRunner::ProcessCommands() {
       command.done(CannotDrive(gid_));
       continue;
     }
-    if (command.trans_type != trans_.trans_type()) {
+    if (!txn::IsOperatorCommand(command.command) &&
+        command.trans_type != trans_.trans_type()) {
       command.done(
           TransTypeMismatch(gid_, trans_.trans_type(), command.trans_type));
       continue;
     }
-    txn::CommandResult result = mode_->ApplyCommand(
-        command.command, command.args, branches_, &trans_, now);
+    txn::CommandResult result =
+        txn::IsOperatorCommand(command.command)
+            ? ApplyOperatorCommand(command.command, command.args, now)
+            : mode_->ApplyCommand(command.command, command.args, branches_,
+                                  &trans_, now);
     const size_t max_branches =
         static_cast<size_t>(engine_->config().max_branches);
     if (branches_.size() + result.added.size() > max_branches) {
@@ -192,6 +196,36 @@ void TransactionRunner::ProcessCommands() {
   }
   if (!awaiting_sync_.empty() && !sync_pending_) Persist(/*synced=*/true);
   Step();
+}
+
+txn::CommandResult TransactionRunner::ApplyOperatorCommand(
+    txn::Command command, const txn::CommandArgs& args, int64_t now_ms) {
+  txn::CommandResult result;
+  if (storage::IsFinalStatus(trans_.status())) {
+    result.reply = absl::FailedPreconditionError(
+        absl::StrCat("transaction ", gid_, " is already ", trans_.status()));
+    return result;
+  }
+  if (command == txn::Command::kRetryNow) {
+    // A new round: what answered ongoing or unknown is called again.
+    std::replace(call_state_.begin(), call_state_.end(),
+                 txn::CallState::kDeferred, txn::CallState::kIdle);
+    if (query_state_ == txn::CallState::kDeferred) {
+      query_state_ = txn::CallState::kIdle;
+    }
+    result.drive = true;
+    return result;
+  }
+  txn::MoveTo(&trans_, storage::kStatusFailed,
+              args.rollback_reason.empty()
+                  ? "force stopped"
+                  : absl::StrCat("force stopped: ", args.rollback_reason),
+              now_ms);
+  trans_.set_update_time_ms(now_ms);
+  force_stopped_ = true;
+  reschedule_ = false;
+  result.changed = true;
+  return result;
 }
 
 void TransactionRunner::AddBranches(std::vector<BranchRecord> added) {
@@ -339,7 +373,9 @@ void TransactionRunner::Invoke(const std::string& url, std::string payload,
 
 void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
   --in_flight_;
-  if (halted_) {
+  // After a ForceStop the branches stay as they were: a late answer must
+  // not move the stopped transaction again.
+  if (halted_ || force_stopped_) {
     call_state_[position] = txn::CallState::kIdle;
     MaybeRetire();
     return;
@@ -370,7 +406,7 @@ void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
 void TransactionRunner::OnQueryAnswer(const std::string& op,
                                       BranchAnswer answer) {
   --in_flight_;
-  if (halted_) {
+  if (halted_ || force_stopped_) {
     query_state_ = txn::CallState::kIdle;
     MaybeRetire();
     return;

@@ -19,6 +19,7 @@
 #ifndef DTMD_SERVER_TRANSACTION_RUNNER_H_
 #define DTMD_SERVER_TRANSACTION_RUNNER_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,11 @@ class TransactionRunner
  private:
   void Load(std::optional<NewTransaction> preloaded, Start start);
   void ProcessCommands();
+  // Applies an operator's command (RetryNow, ForceStop), the same for every
+  // mode: FAILED_PRECONDITION for a final transaction.
+  txn::CommandResult ApplyOperatorCommand(txn::Command command,
+                                          const txn::CommandArgs& args,
+                                          int64_t now_ms);
   // Answers a command that was accepted (and, if it changed the record,
   // whose write is durable).
   void AcceptCommand(PendingCommand& command);
@@ -114,9 +120,10 @@ class TransactionRunner
   std::vector<int> dirty_branches_;  // answered since the last write.
   bool trans_dirty_ = false;         // the record changed since then.
   bool round_over_ = false;
-  bool reschedule_ = false;  // whether retiring must set a wake-up timer.
-  bool halted_ = false;      // a write failed: stop, recovery will resume.
-  bool conflict_ = false;    // ...because the status moved: resume at once.
+  bool reschedule_ = false;     // whether retiring must set a wake-up timer.
+  bool halted_ = false;         // a write failed: stop, recovery will resume.
+  bool force_stopped_ = false;  // an operator's ForceStop: answers ignored.
+  bool conflict_ = false;       // ...because the status moved: resume at once.
   // Commands whose reply waits for a synced write: not issued yet, and in
   // the write in flight.
   std::vector<PendingCommand> awaiting_sync_;

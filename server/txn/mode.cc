@@ -43,6 +43,11 @@ const Mode* FindMode(absl::string_view trans_type) {
   return it == registry.end() ? nullptr : it->second;
 }
 
+absl::Status OperatorCommandError() {
+  return absl::InternalError(
+      "an operator's command is applied by the runner, not by the mode");
+}
+
 void MoveTo(TransRecord* trans, absl::string_view status,
             absl::string_view reason, int64_t now_ms) {
   trans->set_status(std::string(status));

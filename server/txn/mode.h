@@ -40,8 +40,16 @@ inline constexpr char kOpAction[] = "action";
 // round.
 enum class CallState { kIdle, kInFlight, kDeferred };
 
-// A client command on an existing transaction, delivered to its runner.
-enum class Command { kSubmit, kAbort, kRegisterBranch };
+// A command on an existing transaction, delivered to its runner: a
+// client's (kSubmit, kAbort, kRegisterBranch), applied by the mode, or an
+// operator's (kRetryNow, kForceStop), applied by the runner alike for every
+// mode and never passed to Mode::ApplyCommand.
+enum class Command { kSubmit, kAbort, kRegisterBranch, kRetryNow, kForceStop };
+
+// Whether the runner applies `command` itself, whatever the mode.
+inline bool IsOperatorCommand(Command command) {
+  return command == Command::kRetryNow || command == Command::kForceStop;
+}
 
 // What a command carries besides its kind.
 struct CommandArgs {
@@ -52,7 +60,7 @@ struct CommandArgs {
   // kSubmit: the request's ReqExtra (a workflow ends with status,
   // rollback_reason and result).
   std::map<std::string, std::string> req_extra;
-  // kAbort: the request's RollbackReason.
+  // kAbort: the request's RollbackReason; kForceStop: the operator's reason.
   std::string rollback_reason;
 };
 
@@ -186,6 +194,10 @@ void RegisterMode(const Mode* mode);
 // empty, and finish_time_ms when the status is final.
 void MoveTo(TransRecord* trans, absl::string_view status,
             absl::string_view reason, int64_t now_ms);
+
+// What a mode's ApplyCommand answers to an operator's command, which the
+// runner applies itself (a programming error if it ever gets there).
+absl::Status OperatorCommandError();
 
 // The record in `branches` with the branch_id and op of `wanted` (a
 // registration's repeat), or nullptr. Linear.

@@ -121,6 +121,10 @@ CommandResult MsgMode::ApplyCommand(Command command, const CommandArgs& args,
       return result;
     case Command::kSubmit:
       break;
+    case Command::kRetryNow:
+    case Command::kForceStop:
+      result.reply = OperatorCommandError();
+      return result;
   }
   if (status == st::kStatusSubmitted) {
     // A client's safe retry: accepted, and the msg processed again.

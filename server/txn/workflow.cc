@@ -248,6 +248,12 @@ CommandResult WorkflowMode::ApplyCommand(
       return EndWorkflow(args, trans, now_ms);
     case Command::kAbort:
       break;
+    case Command::kRetryNow:
+    case Command::kForceStop: {
+      CommandResult result;
+      result.reply = OperatorCommandError();
+      return result;
+    }
   }
   CommandResult result;
   result.reply = absl::AbortedError(

@@ -335,6 +335,322 @@ func (x *GetTransactionReply) GetBranches() []*Branch {
 	return nil
 }
 
+type ListTransactionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each filter left empty (or 0) matches every transaction.
+	Status          string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	TransType       string `protobuf:"bytes,2,opt,name=trans_type,json=transType,proto3" json:"trans_type,omitempty"`
+	GidPrefix       string `protobuf:"bytes,3,opt,name=gid_prefix,json=gidPrefix,proto3" json:"gid_prefix,omitempty"`
+	CreatedAfterMs  int64  `protobuf:"varint,4,opt,name=created_after_ms,json=createdAfterMs,proto3" json:"created_after_ms,omitempty"`    // create_time_ms > this.
+	CreatedBeforeMs int64  `protobuf:"varint,5,opt,name=created_before_ms,json=createdBeforeMs,proto3" json:"created_before_ms,omitempty"` // create_time_ms < this.
+	PageSize        int32  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`                        // 0: 100; at most 1000.
+	// next_page_token of the previous reply, with the same filters; empty for
+	// the first page.
+	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransactionsRequest) Reset() {
+	*x = ListTransactionsRequest{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransactionsRequest) ProtoMessage() {}
+
+func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListTransactionsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListTransactionsRequest) GetTransType() string {
+	if x != nil {
+		return x.TransType
+	}
+	return ""
+}
+
+func (x *ListTransactionsRequest) GetGidPrefix() string {
+	if x != nil {
+		return x.GidPrefix
+	}
+	return ""
+}
+
+func (x *ListTransactionsRequest) GetCreatedAfterMs() int64 {
+	if x != nil {
+		return x.CreatedAfterMs
+	}
+	return 0
+}
+
+func (x *ListTransactionsRequest) GetCreatedBeforeMs() int64 {
+	if x != nil {
+		return x.CreatedBeforeMs
+	}
+	return 0
+}
+
+func (x *ListTransactionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTransactionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListTransactionsReply struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Transactions []*Transaction         `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransactionsReply) Reset() {
+	*x = ListTransactionsReply{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransactionsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransactionsReply) ProtoMessage() {}
+
+func (x *ListTransactionsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransactionsReply.ProtoReflect.Descriptor instead.
+func (*ListTransactionsReply) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListTransactionsReply) GetTransactions() []*Transaction {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
+func (x *ListTransactionsReply) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RetryNowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Gid           string                 `protobuf:"bytes,1,opt,name=gid,proto3" json:"gid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryNowRequest) Reset() {
+	*x = RetryNowRequest{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryNowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryNowRequest) ProtoMessage() {}
+
+func (x *RetryNowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryNowRequest.ProtoReflect.Descriptor instead.
+func (*RetryNowRequest) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RetryNowRequest) GetGid() string {
+	if x != nil {
+		return x.Gid
+	}
+	return ""
+}
+
+type RetryNowReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryNowReply) Reset() {
+	*x = RetryNowReply{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryNowReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryNowReply) ProtoMessage() {}
+
+func (x *RetryNowReply) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryNowReply.ProtoReflect.Descriptor instead.
+func (*RetryNowReply) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+type ForceStopRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Gid           string                 `protobuf:"bytes,1,opt,name=gid,proto3" json:"gid,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForceStopRequest) Reset() {
+	*x = ForceStopRequest{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForceStopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForceStopRequest) ProtoMessage() {}
+
+func (x *ForceStopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForceStopRequest.ProtoReflect.Descriptor instead.
+func (*ForceStopRequest) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ForceStopRequest) GetGid() string {
+	if x != nil {
+		return x.Gid
+	}
+	return ""
+}
+
+func (x *ForceStopRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ForceStopReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForceStopReply) Reset() {
+	*x = ForceStopReply{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForceStopReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForceStopReply) ProtoMessage() {}
+
+func (x *ForceStopReply) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForceStopReply.ProtoReflect.Descriptor instead.
+func (*ForceStopReply) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
 type VersionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -343,7 +659,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +671,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +684,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 type VersionReply struct {
@@ -380,7 +696,7 @@ type VersionReply struct {
 
 func (x *VersionReply) Reset() {
 	*x = VersionReply{}
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +708,7 @@ func (x *VersionReply) String() string {
 func (*VersionReply) ProtoMessage() {}
 
 func (x *VersionReply) ProtoReflect() protoreflect.Message {
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +721,7 @@ func (x *VersionReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionReply.ProtoReflect.Descriptor instead.
 func (*VersionReply) Descriptor() ([]byte, []int) {
-	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VersionReply) GetVersion() string {
@@ -449,12 +765,36 @@ const file_dtmd_admin_v1_admin_proto_rawDesc = "" +
 	"\rcustomed_data\x18\v \x01(\tR\fcustomedData\"\x86\x01\n" +
 	"\x13GetTransactionReply\x12<\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1a.dtmd.admin.v1.TransactionR\vtransaction\x121\n" +
-	"\bbranches\x18\x02 \x03(\v2\x15.dtmd.admin.v1.BranchR\bbranches\"\x10\n" +
+	"\bbranches\x18\x02 \x03(\v2\x15.dtmd.admin.v1.BranchR\bbranches\"\x81\x02\n" +
+	"\x17ListTransactionsRequest\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"trans_type\x18\x02 \x01(\tR\ttransType\x12\x1d\n" +
+	"\n" +
+	"gid_prefix\x18\x03 \x01(\tR\tgidPrefix\x12(\n" +
+	"\x10created_after_ms\x18\x04 \x01(\x03R\x0ecreatedAfterMs\x12*\n" +
+	"\x11created_before_ms\x18\x05 \x01(\x03R\x0fcreatedBeforeMs\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"\x7f\n" +
+	"\x15ListTransactionsReply\x12>\n" +
+	"\ftransactions\x18\x01 \x03(\v2\x1a.dtmd.admin.v1.TransactionR\ftransactions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"#\n" +
+	"\x0fRetryNowRequest\x12\x10\n" +
+	"\x03gid\x18\x01 \x01(\tR\x03gid\"\x0f\n" +
+	"\rRetryNowReply\"<\n" +
+	"\x10ForceStopRequest\x12\x10\n" +
+	"\x03gid\x18\x01 \x01(\tR\x03gid\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x10\n" +
+	"\x0eForceStopReply\"\x10\n" +
 	"\x0eVersionRequest\"(\n" +
 	"\fVersionReply\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion2\xae\x01\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion2\xad\x03\n" +
 	"\x05Admin\x12\\\n" +
-	"\x0eGetTransaction\x12$.dtmd.admin.v1.GetTransactionRequest\x1a\".dtmd.admin.v1.GetTransactionReply\"\x00\x12G\n" +
+	"\x0eGetTransaction\x12$.dtmd.admin.v1.GetTransactionRequest\x1a\".dtmd.admin.v1.GetTransactionReply\"\x00\x12b\n" +
+	"\x10ListTransactions\x12&.dtmd.admin.v1.ListTransactionsRequest\x1a$.dtmd.admin.v1.ListTransactionsReply\"\x00\x12J\n" +
+	"\bRetryNow\x12\x1e.dtmd.admin.v1.RetryNowRequest\x1a\x1c.dtmd.admin.v1.RetryNowReply\"\x00\x12M\n" +
+	"\tForceStop\x12\x1f.dtmd.admin.v1.ForceStopRequest\x1a\x1d.dtmd.admin.v1.ForceStopReply\"\x00\x12G\n" +
 	"\aVersion\x12\x1d.dtmd.admin.v1.VersionRequest\x1a\x1b.dtmd.admin.v1.VersionReply\"\x00B@\n" +
 	"\x10io.dtmd.admin.v1P\x01Z*github.com/dtmd/dtmd/client_stubs/go/adminb\x06proto3"
 
@@ -470,27 +810,40 @@ func file_dtmd_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_dtmd_admin_v1_admin_proto_rawDescData
 }
 
-var file_dtmd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_dtmd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_dtmd_admin_v1_admin_proto_goTypes = []any{
-	(*GetTransactionRequest)(nil), // 0: dtmd.admin.v1.GetTransactionRequest
-	(*Branch)(nil),                // 1: dtmd.admin.v1.Branch
-	(*Transaction)(nil),           // 2: dtmd.admin.v1.Transaction
-	(*GetTransactionReply)(nil),   // 3: dtmd.admin.v1.GetTransactionReply
-	(*VersionRequest)(nil),        // 4: dtmd.admin.v1.VersionRequest
-	(*VersionReply)(nil),          // 5: dtmd.admin.v1.VersionReply
+	(*GetTransactionRequest)(nil),   // 0: dtmd.admin.v1.GetTransactionRequest
+	(*Branch)(nil),                  // 1: dtmd.admin.v1.Branch
+	(*Transaction)(nil),             // 2: dtmd.admin.v1.Transaction
+	(*GetTransactionReply)(nil),     // 3: dtmd.admin.v1.GetTransactionReply
+	(*ListTransactionsRequest)(nil), // 4: dtmd.admin.v1.ListTransactionsRequest
+	(*ListTransactionsReply)(nil),   // 5: dtmd.admin.v1.ListTransactionsReply
+	(*RetryNowRequest)(nil),         // 6: dtmd.admin.v1.RetryNowRequest
+	(*RetryNowReply)(nil),           // 7: dtmd.admin.v1.RetryNowReply
+	(*ForceStopRequest)(nil),        // 8: dtmd.admin.v1.ForceStopRequest
+	(*ForceStopReply)(nil),          // 9: dtmd.admin.v1.ForceStopReply
+	(*VersionRequest)(nil),          // 10: dtmd.admin.v1.VersionRequest
+	(*VersionReply)(nil),            // 11: dtmd.admin.v1.VersionReply
 }
 var file_dtmd_admin_v1_admin_proto_depIdxs = []int32{
-	2, // 0: dtmd.admin.v1.GetTransactionReply.transaction:type_name -> dtmd.admin.v1.Transaction
-	1, // 1: dtmd.admin.v1.GetTransactionReply.branches:type_name -> dtmd.admin.v1.Branch
-	0, // 2: dtmd.admin.v1.Admin.GetTransaction:input_type -> dtmd.admin.v1.GetTransactionRequest
-	4, // 3: dtmd.admin.v1.Admin.Version:input_type -> dtmd.admin.v1.VersionRequest
-	3, // 4: dtmd.admin.v1.Admin.GetTransaction:output_type -> dtmd.admin.v1.GetTransactionReply
-	5, // 5: dtmd.admin.v1.Admin.Version:output_type -> dtmd.admin.v1.VersionReply
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: dtmd.admin.v1.GetTransactionReply.transaction:type_name -> dtmd.admin.v1.Transaction
+	1,  // 1: dtmd.admin.v1.GetTransactionReply.branches:type_name -> dtmd.admin.v1.Branch
+	2,  // 2: dtmd.admin.v1.ListTransactionsReply.transactions:type_name -> dtmd.admin.v1.Transaction
+	0,  // 3: dtmd.admin.v1.Admin.GetTransaction:input_type -> dtmd.admin.v1.GetTransactionRequest
+	4,  // 4: dtmd.admin.v1.Admin.ListTransactions:input_type -> dtmd.admin.v1.ListTransactionsRequest
+	6,  // 5: dtmd.admin.v1.Admin.RetryNow:input_type -> dtmd.admin.v1.RetryNowRequest
+	8,  // 6: dtmd.admin.v1.Admin.ForceStop:input_type -> dtmd.admin.v1.ForceStopRequest
+	10, // 7: dtmd.admin.v1.Admin.Version:input_type -> dtmd.admin.v1.VersionRequest
+	3,  // 8: dtmd.admin.v1.Admin.GetTransaction:output_type -> dtmd.admin.v1.GetTransactionReply
+	5,  // 9: dtmd.admin.v1.Admin.ListTransactions:output_type -> dtmd.admin.v1.ListTransactionsReply
+	7,  // 10: dtmd.admin.v1.Admin.RetryNow:output_type -> dtmd.admin.v1.RetryNowReply
+	9,  // 11: dtmd.admin.v1.Admin.ForceStop:output_type -> dtmd.admin.v1.ForceStopReply
+	11, // 12: dtmd.admin.v1.Admin.Version:output_type -> dtmd.admin.v1.VersionReply
+	8,  // [8:13] is the sub-list for method output_type
+	3,  // [3:8] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_dtmd_admin_v1_admin_proto_init() }
@@ -504,7 +857,7 @@ func file_dtmd_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dtmd_admin_v1_admin_proto_rawDesc), len(file_dtmd_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,8 +21,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_GetTransaction_FullMethodName = "/dtmd.admin.v1.Admin/GetTransaction"
-	Admin_Version_FullMethodName        = "/dtmd.admin.v1.Admin/Version"
+	Admin_GetTransaction_FullMethodName   = "/dtmd.admin.v1.Admin/GetTransaction"
+	Admin_ListTransactions_FullMethodName = "/dtmd.admin.v1.Admin/ListTransactions"
+	Admin_RetryNow_FullMethodName         = "/dtmd.admin.v1.Admin/RetryNow"
+	Admin_ForceStop_FullMethodName        = "/dtmd.admin.v1.Admin/ForceStop"
+	Admin_Version_FullMethodName          = "/dtmd.admin.v1.Admin/Version"
 )
 
 // AdminClient is the client API for Admin service.
@@ -31,6 +34,19 @@ const (
 type AdminClient interface {
 	// NOT_FOUND for an unknown gid.
 	GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionReply, error)
+	// Transactions newest first (create time, then gid, descending), a page
+	// at a time. INVALID_ARGUMENT for a bad page_token or page_size. Reads
+	// every stored record: for operators, not for the serving path.
+	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsReply, error)
+	// Drives an unfinished transaction now instead of at its next_cron_time
+	// (a new round: branches that answered ongoing are called again).
+	// NOT_FOUND for an unknown gid; FAILED_PRECONDITION for a final one.
+	RetryNow(ctx context.Context, in *RetryNowRequest, opts ...grpc.CallOption) (*RetryNowReply, error)
+	// Moves an unfinished transaction to failed, with rollback_reason
+	// "force stopped: <reason>", durably before the reply; its branches stay
+	// as they are (nothing is compensated). NOT_FOUND for an unknown gid;
+	// FAILED_PRECONDITION for a final one.
+	ForceStop(ctx context.Context, in *ForceStopRequest, opts ...grpc.CallOption) (*ForceStopReply, error)
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionReply, error)
 }
 
@@ -46,6 +62,36 @@ func (c *adminClient) GetTransaction(ctx context.Context, in *GetTransactionRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetTransactionReply)
 	err := c.cc.Invoke(ctx, Admin_GetTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTransactionsReply)
+	err := c.cc.Invoke(ctx, Admin_ListTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RetryNow(ctx context.Context, in *RetryNowRequest, opts ...grpc.CallOption) (*RetryNowReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryNowReply)
+	err := c.cc.Invoke(ctx, Admin_RetryNow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ForceStop(ctx context.Context, in *ForceStopRequest, opts ...grpc.CallOption) (*ForceStopReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForceStopReply)
+	err := c.cc.Invoke(ctx, Admin_ForceStop_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +114,19 @@ func (c *adminClient) Version(ctx context.Context, in *VersionRequest, opts ...g
 type AdminServer interface {
 	// NOT_FOUND for an unknown gid.
 	GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionReply, error)
+	// Transactions newest first (create time, then gid, descending), a page
+	// at a time. INVALID_ARGUMENT for a bad page_token or page_size. Reads
+	// every stored record: for operators, not for the serving path.
+	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsReply, error)
+	// Drives an unfinished transaction now instead of at its next_cron_time
+	// (a new round: branches that answered ongoing are called again).
+	// NOT_FOUND for an unknown gid; FAILED_PRECONDITION for a final one.
+	RetryNow(context.Context, *RetryNowRequest) (*RetryNowReply, error)
+	// Moves an unfinished transaction to failed, with rollback_reason
+	// "force stopped: <reason>", durably before the reply; its branches stay
+	// as they are (nothing is compensated). NOT_FOUND for an unknown gid;
+	// FAILED_PRECONDITION for a final one.
+	ForceStop(context.Context, *ForceStopRequest) (*ForceStopReply, error)
 	Version(context.Context, *VersionRequest) (*VersionReply, error)
 	mustEmbedUnimplementedAdminServer()
 }
@@ -81,6 +140,15 @@ type UnimplementedAdminServer struct{}
 
 func (UnimplementedAdminServer) GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTransaction not implemented")
+}
+func (UnimplementedAdminServer) ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTransactions not implemented")
+}
+func (UnimplementedAdminServer) RetryNow(context.Context, *RetryNowRequest) (*RetryNowReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryNow not implemented")
+}
+func (UnimplementedAdminServer) ForceStop(context.Context, *ForceStopRequest) (*ForceStopReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ForceStop not implemented")
 }
 func (UnimplementedAdminServer) Version(context.Context, *VersionRequest) (*VersionReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Version not implemented")
@@ -124,6 +192,60 @@ func _Admin_GetTransaction_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListTransactions(ctx, req.(*ListTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RetryNow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryNowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RetryNow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RetryNow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RetryNow(ctx, req.(*RetryNowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ForceStop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForceStopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ForceStop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ForceStop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ForceStop(ctx, req.(*ForceStopRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_Version_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VersionRequest)
 	if err := dec(in); err != nil {
@@ -152,6 +274,18 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTransaction",
 			Handler:    _Admin_GetTransaction_Handler,
+		},
+		{
+			MethodName: "ListTransactions",
+			Handler:    _Admin_ListTransactions_Handler,
+		},
+		{
+			MethodName: "RetryNow",
+			Handler:    _Admin_RetryNow_Handler,
+		},
+		{
+			MethodName: "ForceStop",
+			Handler:    _Admin_ForceStop_Handler,
 		},
 		{
 			MethodName: "Version",
