@@ -180,12 +180,8 @@ std::shared_ptr<Waiter> Engine::MakeWaiter(const std::string& gid,
 }
 
 void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
-  if (absl::Status s = CheckLoad(); !s.ok()) {
+  if (absl::Status s = AdmitWrite(); !s.ok()) {
     done(s);
-    return;
-  }
-  if (!BeginWrite()) {
-    done(Unavailable());
     return;
   }
   // What the reply needs besides the stored records, which the store hands
@@ -226,6 +222,12 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
           EndWrite();
         });
       });
+}
+
+absl::Status Engine::AdmitWrite() {
+  if (absl::Status s = CheckLoad(); !s.ok()) return s;
+  if (!BeginWrite()) return Unavailable();
+  return absl::OkStatus();
 }
 
 bool Engine::DecideAtCreate(NewTransaction* txn) {
@@ -285,12 +287,8 @@ void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
 }
 
 void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
-  if (absl::Status s = CheckLoad(); !s.ok()) {
+  if (absl::Status s = AdmitWrite(); !s.ok()) {
     done(s);
-    return;
-  }
-  if (!BeginWrite()) {
-    done(Unavailable());
     return;
   }
   std::string gid = txn.trans.gid();
@@ -346,12 +344,8 @@ void Engine::ForceStop(const std::string& gid, std::string reason,
 }
 
 void Engine::PrepareWorkflow(NewTransaction txn, ProgressCallback done) {
-  if (absl::Status s = CheckLoad(); !s.ok()) {
+  if (absl::Status s = AdmitWrite(); !s.ok()) {
     done(s);
-    return;
-  }
-  if (!BeginWrite()) {
-    done(Unavailable());
     return;
   }
   std::string trans_type = txn.trans.trans_type();

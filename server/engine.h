@@ -221,6 +221,9 @@ class Engine {
   void RunnerDestroyed();
   // Refuses new client work when the event queue is over its bound.
   absl::Status CheckLoad();
+  // CheckLoad, then BeginWrite: OK when a client's create may be issued
+  // (and must end with EndWrite), else the refusal to answer.
+  absl::Status AdmitWrite();
 
   const Config config_;
   storage::Store* const store_;
