@@ -35,6 +35,11 @@ bench: deps $(BUILD_DIR)/build.ninja
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(BENCH_TARGETS)
 	@tests/bench/run_bench.sh $(BUILD_DIR)
 
+# README's configuration table, regenerated from dtmd's flags.
+.PHONY: config-reference
+config-reference: build
+	@scripts/config_reference.sh update $(BUILD_DIR)/server/dtmd README.md
+
 quickstart: build
 	@examples/cpp/run_quickstart.sh $(BUILD_DIR)
 

@@ -1,9 +1,10 @@
 """Checks on the rendered deploy/k8s objects that the JSON schemas cannot make.
 
-Usage: check_objects.py RENDERED_YAML SERVER_CONFIG_CC
+Usage: check_objects.py RENDERED_YAML DTMD_BINARY
 Exits non-zero naming every problem found.
 """
 import re
+import subprocess
 import sys
 
 import yaml
@@ -11,13 +12,24 @@ import yaml
 GRPC_PORT = 36790
 
 
-def main(rendered_path, config_cc_path):
+def dtmd_settings(dtmd):
+    """Flags and environment variables, from dtmd's own reference table."""
+    table = subprocess.run([dtmd, "--print_config_reference"], check=True,
+                           capture_output=True, text=True).stdout
+    flags, env_vars = set(), set()
+    for row in table.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        env_vars.update(re.findall(r"`([A-Z0-9_]+)`", cells[1]))
+        flags.update(re.findall(r"`--(\w+)`", cells[2]))
+    return flags, env_vars
+
+
+def main(rendered_path, dtmd):
     with open(rendered_path) as f:
         objects = [o for o in yaml.safe_load_all(f) if o]
-    with open(config_cc_path) as f:
-        config_cc = f.read()
-    flags = set(re.findall(r"ABSL_FLAG\(\s*[\w:]+\s*,\s*(\w+)\s*,", config_cc))
-    env_vars = set(re.findall(r'\{"([A-Z_]+)",\s*"\w+"\}', config_cc))
+    flags, env_vars = dtmd_settings(dtmd)
+    if "grpc_port" not in flags or "GRPC_PORT" not in env_vars:
+        return ["dtmd --print_config_reference gave no usable table"]
     problems = []
 
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
@@ -59,14 +71,14 @@ def main(rendered_path, config_cc_path):
     for name in config_map["data"]:
         if name not in env_vars and f"$({name})" not in " ".join(container["args"]):
             problems.append(f"ConfigMap key {name} is neither a dtmd environment "
-                            "variable (server/config.cc) nor used in args")
+                            "variable nor used in args")
     for env in container.get("env", []):
         if env["name"] not in env_vars and env["name"] not in ("POD_NAME", "POD_NAMESPACE"):
             problems.append(f"env {env['name']} is not a dtmd environment variable")
     for arg in container["args"]:
         m = re.match(r"--(\w+)=", arg)
         if not m or m.group(1) not in flags:
-            problems.append(f"arg {arg} is not a dtmd flag (server/config.cc)")
+            problems.append(f"arg {arg} is not a dtmd setting flag")
 
     for svc in by_kind["Service"]:
         ports = [p["port"] for p in svc["spec"]["ports"]]

@@ -3,7 +3,8 @@
 # every object against the Kubernetes JSON schemas, offline (the PyPI package
 # kubernetes-validate carries them). Then checks what the schemas cannot: the
 # objects we expect are all there, the probes ask the gRPC port, and every
-# dtmd flag and environment variable named exists in server/config.cc.
+# dtmd flag and environment variable named is one of dtmd's settings
+# (dtmd --print_config_reference).
 #
 # Usage: deploy/test_manifests.sh BUILD_DIR
 set -euo pipefail
@@ -76,7 +77,7 @@ check "a misspelt field is rejected" \
 check "the broken copy differs" bash -c '! cmp -s "$1" "$2"' _ "$rendered" "$out/broken.yaml"
 
 check "objects, probes, flags and variables" \
-  "$venv/bin/python" "$repo/deploy/check_objects.py" "$rendered" "$repo/server/config.cc"
+  "$venv/bin/python" "$repo/deploy/check_objects.py" "$rendered" "$build/server/dtmd"
 
 echo "deploy-manifests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

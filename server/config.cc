@@ -1,27 +1,24 @@
 #include "server/config.h"
 
-#include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/reflection.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 ABSL_FLAG(std::string, listen_address, "0.0.0.0",
-          "Address the gRPC server listens on (env LISTEN_ADDRESS).");
-ABSL_FLAG(int, grpc_port, 36790,
-          "gRPC port; 0 lets the OS choose (env GRPC_PORT).");
+          "Address the gRPC server listens on.");
+ABSL_FLAG(int, grpc_port, 36790, "gRPC port; 0 lets the OS choose.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
-          "Directory of the embedded RocksDB store (env DATA_DIR).");
+          "Directory of the embedded RocksDB store.");
 ABSL_FLAG(std::string, advertise_address, "",
           "This coordinator's address as sent to branches in dtm-dtm.");
 ABSL_FLAG(int64_t, timeout_to_fail, 35,
           "Default TimeoutToFail in seconds for tcc, xa and msg.");
 ABSL_FLAG(int64_t, retry_interval, 10,
-          "Default RetryInterval in seconds (env RETRY_INTERVAL).");
+          "Default RetryInterval, seconds; doubled on each failed round up to "
+          "--max_retry_interval.");
 ABSL_FLAG(int64_t, request_timeout, 3,
           "Default RequestTimeout for branch calls, seconds.");
 ABSL_FLAG(int64_t, cron_interval, 3,
@@ -31,8 +28,8 @@ ABSL_FLAG(int64_t, max_retry_interval, 3600,
 ABSL_FLAG(int, max_gid_bytes, 128, "Longest accepted gid.");
 ABSL_FLAG(int, max_steps, 1000, "Most steps in one saga.");
 ABSL_FLAG(int, max_branches, 10000,
-          "Most branch records in one transaction (TCC/XA registrations, "
-          "msg steps expanded to topic subscribers).");
+          "Most branch records in one transaction: TCC/XA registrations (two "
+          "records each), workflow steps, msg steps after topic expansion.");
 ABSL_FLAG(int64_t, max_request_bytes, 16 << 20,
           "Largest accepted request (payloads included), bytes.");
 ABSL_FLAG(int, max_branch_headers, 64, "Most BranchHeaders entries.");
@@ -48,46 +45,49 @@ ABSL_FLAG(int64_t, store_max_queued_bytes, int64_t{256} << 20,
 ABSL_FLAG(int64_t, testing_fail_wal_sync_after, -1,
           "For tests only: WAL syncs after the first N fail, as a failing "
           "disk would (dtmd must exit 3). -1: off.");
+ABSL_FLAG(int64_t, testing_recovery_delay_ms, 0,
+          "For tests only: the first due-index scan (recovery) waits this "
+          "long, so that health can be seen NOT_SERVING before it.");
 ABSL_FLAG(int, max_branch_headers_bytes, 4096,
           "Largest BranchHeaders as gRPC counts metadata: names + values + 32 "
           "bytes per entry (gRPC peers accept 8 KiB of metadata by default).");
 ABSL_FLAG(int64_t, max_request_timeout, 300,
-          "Largest accepted RequestTimeout, seconds.");
+          "Largest RequestTimeout a transaction may ask for, seconds "
+          "(--request_timeout must not exceed it).");
 ABSL_FLAG(int, max_order_edges, 10000,
           "Most entries in a saga's CustomedData.orders lists together.");
 ABSL_FLAG(int, max_branch_channels, 1024,
-          "Most gRPC channels to branch targets kept open.");
+          "Most gRPC channels to branch targets kept open; the least "
+          "recently used is closed first.");
 ABSL_FLAG(int64_t, branch_channel_idle, 600,
-          "A branch channel unused this long (seconds) is closed.");
-ABSL_FLAG(int, worker_threads, 0, "Engine threads; 0 = number of cores.");
+          "A branch channel unused this long is closed, seconds (calls in "
+          "flight keep theirs).");
+ABSL_FLAG(int, worker_threads, 0,
+          "Engine threads; 0: the number of cores (at least 2).");
 ABSL_FLAG(int, max_active_transactions, 20000,
-          "Most transactions driven at once; more wait in the due index.");
+          "Most transactions driven at once; the rest stay in the store and "
+          "are driven as runners retire.");
 ABSL_FLAG(int, max_queued_events, 100000,
           "Engine events queued beyond which new requests get "
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, grpc_memory_mib, 1024,
           "Memory quota of the gRPC server (requests in flight), MiB.");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log lines written: debug, info, warn or error.");
+
+// Where the settings come from (server/config_sources.h); not settings.
+ABSL_FLAG(std::string, config, "",
+          "YAML configuration file (README, \"Configuration reference\"). "
+          "Environment variables override it, flags override both.");
+ABSL_FLAG(bool, check_config, false,
+          "Check the configuration (file, environment, flags) and exit: 0 "
+          "if dtmd would start with it, 2 naming the first problem.");
+ABSL_FLAG(bool, print_config_reference, false,
+          "Print every setting (YAML key, environment variable, flag, "
+          "default, meaning) as a Markdown table and exit.");
 
 namespace dtmd {
 namespace {
-
-struct EnvFlag {
-  const char* env;
-  const char* flag;
-};
-
-// DTM's configuration names, upper-cased as environment variables.
-constexpr EnvFlag kEnvFlags[] = {
-    {"LISTEN_ADDRESS", "listen_address"},
-    {"GRPC_PORT", "grpc_port"},
-    {"DATA_DIR", "data_dir"},
-    {"ADVERTISE_ADDRESS", "advertise_address"},
-    {"TIMEOUT_TO_FAIL", "timeout_to_fail"},
-    {"RETRY_INTERVAL", "retry_interval"},
-    {"REQUEST_TIMEOUT", "request_timeout"},
-    {"CRON_JOB_INTERVAL", "cron_interval"},
-    {"MAX_RETRY_INTERVAL", "max_retry_interval"},
-};
 
 absl::Status Positive(const char* name, int64_t value) {
   if (value > 0) return absl::OkStatus();
@@ -96,19 +96,6 @@ absl::Status Positive(const char* name, int64_t value) {
 }
 
 }  // namespace
-
-void ApplyEnvironmentToFlags() {
-  for (const EnvFlag& e : kEnvFlags) {
-    const char* value = std::getenv(e.env);
-    if (value == nullptr || *value == '\0') continue;
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(e.flag);
-    std::string error;
-    if (flag != nullptr && !flag->ParseFrom(value, &error)) {
-      // Reported, not fatal: the flag keeps its default.
-      fprintf(stderr, "ignoring %s=%s: %s\n", e.env, value, error.c_str());
-    }
-  }
-}
 
 absl::StatusOr<Config> ConfigFromFlags() {
   Config c;
@@ -132,6 +119,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.store_max_queued_bytes = absl::GetFlag(FLAGS_store_max_queued_bytes);
   c.testing_fail_wal_sync_after =
       absl::GetFlag(FLAGS_testing_fail_wal_sync_after);
+  c.testing_recovery_delay_ms = absl::GetFlag(FLAGS_testing_recovery_delay_ms);
   c.max_branch_headers_bytes = absl::GetFlag(FLAGS_max_branch_headers_bytes);
   c.max_request_timeout_s = absl::GetFlag(FLAGS_max_request_timeout);
   c.max_order_edges = absl::GetFlag(FLAGS_max_order_edges);
@@ -141,6 +129,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
   c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
   c.grpc_memory_mib = absl::GetFlag(FLAGS_grpc_memory_mib);
+  c.log_level = absl::GetFlag(FLAGS_log_level);
 
   if (c.grpc_port < 0 || c.grpc_port > 65535) {
     return absl::InvalidArgumentError(
@@ -178,10 +167,22 @@ absl::StatusOr<Config> ConfigFromFlags() {
                      ") must not exceed --max_request_timeout (",
                      c.max_request_timeout_s, ")"));
   }
+  if (c.log_level != "debug" && c.log_level != "info" &&
+      c.log_level != "warn" && c.log_level != "error") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_level must be debug, info, warn or error, got '",
+                     c.log_level, "'"));
+  }
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");
   }
   return c;
+}
+
+std::string ConfigFileFlag() { return absl::GetFlag(FLAGS_config); }
+bool CheckConfigFlag() { return absl::GetFlag(FLAGS_check_config); }
+bool PrintConfigReferenceFlag() {
+  return absl::GetFlag(FLAGS_print_config_reference);
 }
 
 }  // namespace dtmd

@@ -1,6 +1,6 @@
-// dtmd's configuration: one struct, filled from command-line flags, with
-// DTM-style environment variables (GRPC_PORT, RETRY_INTERVAL, ...) as
-// defaults for flags not given on the command line.
+// dtmd's configuration: one struct, filled from the flags, which a YAML file
+// and DTM-style environment variables (GRPC_PORT, RETRY_INTERVAL, ...) set
+// first (server/config_sources.h).
 #ifndef DTMD_SERVER_CONFIG_H_
 #define DTMD_SERVER_CONFIG_H_
 
@@ -52,20 +52,25 @@ struct Config {
   // For tests only: WAL syncs after the first N fail (the store latches);
   // -1: off.
   int64_t testing_fail_wal_sync_after = -1;
+  // For tests only: the first due-index scan waits this long.
+  int64_t testing_recovery_delay_ms = 0;
 
   int worker_threads = 0;               // 0: number of cores, at least 2.
   int max_active_transactions = 20000;  // runners in memory at once.
   int max_queued_events = 100000;       // over it: RESOURCE_EXHAUSTED.
   int64_t grpc_memory_mib = 1024;       // gRPC server resource quota.
+  std::string log_level = "info";       // debug, info, warn, error.
 };
 
-// Reads the flags (after absl::ParseCommandLine) into a Config, applying the
-// environment fallbacks. INVALID_ARGUMENT naming the flag for bad values.
+// Reads the flags (after the YAML file and the environment were applied,
+// server/config_sources.h, and absl::ParseCommandLine) into a Config.
+// INVALID_ARGUMENT naming the flag for bad values.
 absl::StatusOr<Config> ConfigFromFlags();
 
-// Sets each flag that has an environment variable of its DTM-style name and
-// was not given on the command line. Call before absl::ParseCommandLine.
-void ApplyEnvironmentToFlags();
+// The --config, --check_config and --print_config_reference flags.
+std::string ConfigFileFlag();
+bool CheckConfigFlag();
+bool PrintConfigReferenceFlag();
 
 }  // namespace dtmd
 

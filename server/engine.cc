@@ -60,6 +60,11 @@ Engine::~Engine() { Shutdown(); }
 
 void Engine::Start() {
   if (started_.exchange(true)) return;
+  if (config_.testing_recovery_delay_ms > 0) {
+    PostAt(clock_->NowMs() + config_.testing_recovery_delay_ms,
+           [this] { PollDue(/*periodic=*/true); });
+    return;
+  }
   pool_.Post([this] { PollDue(/*periodic=*/true); });
 }
 
@@ -535,6 +540,10 @@ void Engine::PollDue(bool periodic) {
         DriveRequest request;
         request.scheduled_wake = true;
         if (Drive(gid, std::move(request))) ++started;
+      }
+      if (!recovered_.exchange(true)) {
+        LOG(INFO) << "recovery: the due index is loaded, " << due->size()
+                  << " transactions due now";
       }
       absl::MutexLock lock(&mu_);
       // A full page with progress: more may be due; poll again as soon as

@@ -89,6 +89,10 @@ class Engine {
   // Starts the due-index poller, which also resumes every unfinished
   // transaction found in the store (recovery).
   void Start();
+  // True once the first due-index scan after Start() is done: every
+  // transaction due at start-up has been handed to a runner (or waits for
+  // room under --max_active_transactions).
+  bool Recovered() const { return recovered_; }
 
   // Stops starting rounds, answers waiters with UNAVAILABLE, waits (bounded
   // by the longest request timeout, then cancelling branch calls) until no
@@ -231,6 +235,7 @@ class Engine {
   Clock* const clock_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
+  std::atomic<bool> recovered_{false};  // the first due-index scan is done
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<TransactionRunner>> active_

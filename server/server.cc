@@ -76,6 +76,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (port in use?)"));
   }
+  // Health says NOT_SERVING until recovery has loaded the due index
+  // (WatchStore turns it to SERVING), so that readiness probes wait for it.
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   server->engine_->Start();
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
@@ -86,10 +89,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
 
 void Server::WatchStore() {
   constexpr absl::Duration kInterval = absl::Milliseconds(500);
-  bool serving = true;
+  constexpr absl::Duration kRecoveryInterval = absl::Milliseconds(10);
+  bool serving = false;
+  bool served_once = false;
   absl::MutexLock lock(&watch_mu_);
-  while (
-      !watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kInterval)) {
+  while (!watch_mu_.AwaitWithTimeout(
+      absl::Condition(&watch_stop_),
+      engine_->Recovered() ? kInterval : kRecoveryInterval)) {
     absl::Status health = store_->WriteHealth();
     if (!health.ok() && !absl::IsUnavailable(health)) {
       // Latched (a failed WAL sync): nothing written from now on can be
@@ -100,9 +106,13 @@ void Server::WatchStore() {
       google::FlushLogFiles(google::GLOG_INFO);
       std::_Exit(kExitStoreFailed);
     }
+    if (!engine_->Recovered()) continue;
     if (health.ok() != serving) {
       serving = health.ok();
-      if (serving) {
+      if (serving && !served_once) {
+        served_once = true;
+        LOG(INFO) << "dtmd: recovered: SERVING";
+      } else if (serving) {
         LOG(WARNING) << "dtmd: store writes again: SERVING";
       } else {
         LOG(ERROR) << "dtmd: store cannot write (" << health

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/grpc_probes.h"
 
 #ifndef DTMD_BINARY
 #error "DTMD_BINARY must name the dtmd executable"
@@ -89,6 +90,18 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
   }
   dtm_ = dtmgimp::Dtm::NewStub(channel_);
   admin_ = dtmd::admin::v1::Admin::NewStub(channel_);
+  while (wait_for_serving_) {
+    absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+        health = CheckHealth(channel_);
+    if (health.ok() &&
+        *health == grpc::health::v1::HealthCheckResponse::SERVING) {
+      break;
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError("dtmd never said SERVING");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   return absl::OkStatus();
 }
 

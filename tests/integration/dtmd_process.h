@@ -29,12 +29,16 @@ class DtmdProcess {
   DtmdProcess(std::string data_dir, std::vector<std::string> flags);
   ~DtmdProcess();  // Kill() if still running.
 
-  // Starts dtmd and waits until it serves (health check). Errors if it exits
-  // (exit_code() then tells how) or does not come up within `timeout`.
+  // Starts dtmd and waits until it serves (health check SERVING, which dtmd
+  // says once recovery is done). Errors if it exits (exit_code() then tells
+  // how) or does not come up within `timeout`.
   absl::Status Start(absl::Duration timeout = absl::Seconds(20));
   // When set before Start(), dtmd's stderr (its log) is appended to this
   // file instead of the test's.
   void set_stderr_file(std::string path) { stderr_file_ = std::move(path); }
+  // When set to false before Start(), Start() returns once dtmd accepts
+  // connections, without waiting for health to say SERVING.
+  void set_wait_for_serving(bool wait) { wait_for_serving_ = wait; }
 
   // SIGKILL and reap.
   void Kill();
@@ -81,6 +85,7 @@ class DtmdProcess {
   static int ExitCode(int wait_status);
 
   std::string stderr_file_;
+  bool wait_for_serving_ = true;
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_code_ = -1;

@@ -2,6 +2,7 @@
 // health and reflection, the limit flags, one process per port and data
 // directory, and what SIGTERM does while a branch call is in flight.
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -132,6 +133,59 @@ TEST_F(OperationsTest, ASecondDtmdOnATakenPortOrDataDirExitsWithCodeOne) {
   // The running one is unaffected.
   std::string gid;
   EXPECT_TRUE(dtmd::client::NewGid(dtmd_->dtm(), &gid).ok());
+}
+
+TEST_F(OperationsTest, HealthSaysNotServingUntilRecoveryHasLoadedTheDueIndex) {
+  DtmdProcess dtmd(MakeTempDir("recovery"),
+                   {"--testing_recovery_delay_ms=1500"});
+  dtmd.set_wait_for_serving(false);
+  ASSERT_TRUE(dtmd.Start().ok());
+  absl::StatusOr<ServingStatus> health = CheckHealth(dtmd.channel());
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  // Requests are served meanwhile; only readiness waits.
+  std::string gid;
+  EXPECT_TRUE(dtmd::client::NewGid(dtmd.dtm(), &gid).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (absl::Now() < deadline) {
+    health = CheckHealth(dtmd.channel());
+    if (health.ok() &&
+        *health == grpc::health::v1::HealthCheckResponse::SERVING) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(dtmd.Stop(), 0);
+}
+
+TEST_F(OperationsTest, ConfigFileIsAppliedAndFlagsOverrideIt) {
+  const std::string dir = MakeTempDir("config");
+  const std::string path = dir + "/dtmd.yaml";
+  std::ofstream(path) << "MaxSteps: 1\nGrpcPort: 1\nRetryInterval: 10\n";
+  // DtmdProcess passes --grpc_port=0, which must win over the file's 1.
+  DtmdProcess dtmd(dir + "/data", {"--config=" + path});
+  ASSERT_TRUE(dtmd.Start().ok());
+  EXPECT_NE(dtmd.port(), 1);
+  dtmd::client::Saga saga(dtmd.dtm(), "config-steps");
+  saga.Add("", "", "").Add("", "", "");
+  grpc::Status status = saga.Submit();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("steps"));
+  EXPECT_EQ(dtmd.Stop(), 0);
+}
+
+TEST_F(OperationsTest, UnknownConfigKeyOrBadValueStopsStartUp) {
+  const std::string dir = MakeTempDir("bad-config");
+  for (const char* text : {"MaxStepz: 1\n", "MaxSteps: many\n",
+                           "Store:\n  Driver: mysql\n", "MaxSteps: 0\n"}) {
+    const std::string path = dir + "/dtmd.yaml";
+    std::ofstream(path) << text;
+    DtmdProcess dtmd(dir + "/data", {"--config=" + path});
+    EXPECT_FALSE(dtmd.Start(absl::Seconds(10)).ok()) << text;
+    EXPECT_EQ(dtmd.exit_code(), 2) << text;
+  }
 }
 
 TEST_F(OperationsTest, SigtermTurnsHealthNotServingAndWaitsForTheCallInFlight) {
