@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the grpcurl commands of README.md (the block between the
-# "grpcurl-commands" markers), exactly as written but for dtmd's address,
-# against a dtmd started here, and checks what they print.
+# Runs the grpcurl commands of README.md (the blocks between the
+# "grpcurl-commands" and the "grpcurl-operator" markers), exactly as written
+# but for dtmd's address, against a dtmd started here, and checks what they
+# print.
 #
 #   client_stubs/go/grpcurl_readme_test.sh DTMD_BIN GRPCURL
 set -euo pipefail
@@ -23,22 +24,42 @@ pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 
-# The commands: the fenced block after the begin marker, without the fences.
-awk '/<!-- grpcurl-commands:begin -->/{on=1; next} /<!-- grpcurl-commands:end -->/{on=0} on && !/^```/' \
-  "$root/README.md" >"$work/commands.sh"
-grep -q '^grpcurl' "$work/commands.sh" || { echo "grpcurl: no commands found in README.md" >&2; exit 1; }
-sed -i "s/localhost:36790/127.0.0.1:$port/g" "$work/commands.sh"
+# The commands: the fenced block between a pair of markers, without the
+# fences. Runs them; the output goes to $work/out.<block>.
+run_block() {
+  local block=$1
+  awk -v b="<!-- $block:begin -->" -v e="<!-- $block:end -->" \
+    '$0==b{on=1; next} $0==e{on=0} on && !/^```/' "$root/README.md" >"$work/$block.sh"
+  grep -q '^grpcurl' "$work/$block.sh" || { echo "grpcurl: no $block commands found in README.md" >&2; exit 1; }
+  sed -i "s/localhost:36790/127.0.0.1:$port/g" "$work/$block.sh"
+  PATH="$work/bin:$PATH" bash -euo pipefail "$work/$block.sh" >"$work/out.$block" 2>&1 || {
+    cat "$work/out.$block"; echo "grpcurl: the README's $block commands failed" >&2; exit 1; }
+  commands=$((commands + $(grep -c '^grpcurl' "$work/$block.sh")))
+}
 mkdir -p "$work/bin" && ln -s "$(cd "$(dirname "$grpcurl")" && pwd)/$(basename "$grpcurl")" "$work/bin/grpcurl"
-PATH="$work/bin:$PATH" bash -euo pipefail "$work/commands.sh" >"$work/out" 2>&1 || {
-  cat "$work/out"; echo "grpcurl: the README commands failed" >&2; exit 1; }
+commands=0
+run_block grpcurl-commands
+run_block grpcurl-operator
 
 failed=0
-for want in 'dtmgimp.Dtm' 'grpc.reflection' '"gid": "' '"status": "succeed"'; do
-  if ! grep -qF "$want" "$work/out"; then
-    echo "grpcurl: output lacks $want" >&2
-    failed=1
+expect() {
+  local block=$1 want=$2
+  if ! grep -qF -- "$want" "$work/out.$block"; then
+    echo "grpcurl: $block output lacks $want" >&2
+    cat "$work/out.$block" >&2
+    failed=$((failed + 1))
   fi
+}
+for want in 'dtmgimp.Dtm' 'grpc.reflection' '"gid": "' '"status": "succeed"'; do
+  expect grpcurl-commands "$want"
 done
-if [ "$failed" != 0 ]; then cat "$work/out"; exit 1; fi
-echo "ran the $(grep -c '^grpcurl' "$work/commands.sh") grpcurl commands of README.md"
-echo "grpcurl: 4 passed, 0 failed"
+# The stuck saga: listed as submitted, its branch's attempts and last error
+# shown, then force-stopped.
+for want in 'rpc ForceStop' '"gid": "order-2"' '"status": "submitted"' \
+    '"lastCode": "UNAVAILABLE"' '"lastError": "' '"callCount": "' \
+    '"status": "failed"' 'force stopped: stock service retired'; do
+  expect grpcurl-operator "$want"
+done
+[ "$failed" = 0 ] || exit 1
+echo "ran the $commands grpcurl commands of README.md"
+echo "grpcurl: 12 passed, 0 failed"
