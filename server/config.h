@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -57,6 +58,18 @@ struct Config {
   int max_active_transactions = 20000;  // runners in memory at once.
   int max_queued_events = 100000;       // over it: RESOURCE_EXHAUSTED.
   int64_t grpc_memory_mib = 1024;       // gRPC server resource quota.
+
+  // Security (server/security.h). Empty paths: off.
+  std::string tls_cert_file;       // PEM chain; with tls_key_file: TLS.
+  std::string tls_key_file;        // PEM private key.
+  std::string tls_client_ca_file;  // if set, client certificates required.
+  std::string auth_token_file;     // bearer tokens; reloaded on SIGHUP.
+  // Branch calls over TLS: to every target, or to these host:port targets.
+  bool branch_tls_all = false;
+  std::vector<std::string> branch_tls_targets;
+  std::string branch_tls_ca_file;    // roots; gRPC's defaults if empty.
+  std::string branch_tls_cert_file;  // optional client certificate ...
+  std::string branch_tls_key_file;   // ... and its key.
 };
 
 // Reads the flags (after absl::ParseCommandLine) into a Config, applying the

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  int sig = dtmd::WaitForTerminationSignal();
+  int sig =
+      dtmd::WaitForTerminationSignal([&server] { (*server)->ReloadTokens(); });
   LOG(INFO) << "signal " << sig << ": shutting down";
   (*server)->Shutdown();
   server->reset();

@@ -17,6 +17,31 @@
 #include "storage/rocksdb_store.h"
 
 namespace dtmd {
+namespace {
+
+// What an operator must know about how dtmd is exposed.
+void LogSecurity(const Config& config, const TokenAuthenticator& auth) {
+  const bool tls = !config.tls_cert_file.empty();
+  LOG(INFO) << "gRPC transport: "
+            << (!tls ? "plaintext"
+                : config.tls_client_ca_file.empty()
+                    ? "TLS"
+                    : "TLS, client certificates required");
+  if (!auth.enabled()) {
+    LOG(WARNING) << "no --auth_token_file: the Dtm and Admin services accept "
+                    "every caller (no authentication)";
+    return;
+  }
+  LOG(INFO) << "bearer tokens required on the Dtm and Admin services ("
+            << auth.token_count() << " loaded from " << auth.path()
+            << "; SIGHUP reloads)";
+  if (!tls) {
+    LOG(WARNING) << "--auth_token_file without --tls_cert_file: tokens "
+                    "travel in plaintext";
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> server(new Server());
@@ -33,6 +58,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     fs->FailWalSyncAfter(config.testing_fail_wal_sync_after);
     store_options.file_system = std::move(fs);
   }
+  // Security files are read before the store is opened: a wrong path stops
+  // start-up with the flag named, before anything else happens.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFromConfig(config);
+  if (!credentials.ok()) return credentials.status();
+  absl::StatusOr<BranchTls> branch_tls = BranchTls::FromConfig(config);
+  if (!branch_tls.ok()) return branch_tls.status();
+  if (config.auth_token_file.empty()) {
+    server->auth_ = std::make_unique<TokenAuthenticator>();
+  } else {
+    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
+        TokenAuthenticator::FromFile(config.auth_token_file);
+    if (!auth.ok()) return auth.status();
+    server->auth_ = *std::move(auth);
+  }
   absl::StatusOr<std::unique_ptr<storage::RocksDBStore>> store =
       storage::RocksDBStore::Open(store_options);
   if (!store.ok()) return store.status();
@@ -40,13 +80,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   ChannelCache::Options channels;
   channels.max_channels = config.max_branch_channels;
   channels.idle_ms = config.branch_channel_idle_s * 1000;
-  server->invoker_ =
-      std::make_unique<GrpcBranchInvoker>(channels, SystemClock::Get());
+  server->invoker_ = std::make_unique<GrpcBranchInvoker>(
+      channels, SystemClock::Get(), *std::move(branch_tls));
   server->engine_ = std::make_unique<Engine>(
       config, server->store_.get(), server->invoker_.get(), SystemClock::Get());
-  server->dtm_service_ = std::make_unique<DtmService>(server->engine_.get());
-  server->admin_service_ =
-      std::make_unique<AdminService>(server->engine_.get());
+  server->dtm_service_ =
+      std::make_unique<DtmService>(server->engine_.get(), server->auth_.get());
+  server->admin_service_ = std::make_unique<AdminService>(server->engine_.get(),
+                                                          server->auth_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // Links the Health descriptor in, so reflection can describe the service.
@@ -60,8 +101,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                    ":", config.grpc_port);
   // No SO_REUSEPORT: a second dtmd on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<int64_t>(config.max_request_bytes + 4096, INT32_MAX)));
   // Bounds the memory requests in flight may take; over it gRPC refuses
@@ -81,7 +121,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
             << config.data_dir;
+  LogSecurity(config, *server->auth_);
   return server;
+}
+
+void Server::ReloadTokens() {
+  if (!auth_->enabled()) {
+    LOG(INFO) << "SIGHUP: no --auth_token_file, nothing to reload";
+    return;
+  }
+  if (absl::Status s = auth_->Reload(); !s.ok()) {
+    LOG(ERROR) << "SIGHUP: keeping the " << auth_->token_count()
+               << " tokens loaded before: " << s.message();
+    return;
+  }
+  LOG(INFO) << "SIGHUP: loaded " << auth_->token_count() << " tokens from "
+            << auth_->path();
 }
 
 void Server::WatchStore() {

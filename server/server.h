@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/engine.h"
+#include "server/security.h"
 #include "storage/store.h"
 
 namespace dtmd {
@@ -32,6 +33,11 @@ class Server {
 
   int port() const { return port_; }
 
+  // Re-reads --auth_token_file (on SIGHUP): the new tokens apply to calls
+  // from now on; when the file cannot be read or holds no token, the old
+  // tokens stay and an error is logged. Nothing without a token file.
+  void ReloadTokens();
+
  private:
   Server() = default;
   // Runs on store_watch_: mirrors the store's write health into gRPC health
@@ -46,6 +52,7 @@ class Server {
   // store the engine writes to.
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<GrpcBranchInvoker> invoker_;
+  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<DtmService> dtm_service_;
   std::unique_ptr<AdminService> admin_service_;
