@@ -23,6 +23,18 @@ namespace dtmd::testing {
 // A fresh, empty directory under the test's temporary directory.
 std::string MakeTempDir(const std::string& prefix);
 
+// How a test client reaches dtmd: channel credentials (null: plaintext) and
+// a bearer token sent as "authorization: Bearer <token>" on every call
+// (empty: none).
+struct ClientOptions {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string token;
+};
+
+// A channel to `address` with `options`.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           const ClientOptions& options);
+
 class DtmdProcess {
  public:
   // `data_dir` is kept across restarts; `flags` are extra command-line flags.
@@ -35,6 +47,12 @@ class DtmdProcess {
   // When set before Start(), dtmd's stderr (its log) is appended to this
   // file instead of the test's.
   void set_stderr_file(std::string path) { stderr_file_ = std::move(path); }
+  // When set before Start(), channel(), dtm() and admin() (and the waits
+  // below) use these credentials and token; plaintext without a token if
+  // never set.
+  void set_client_options(ClientOptions options) {
+    client_options_ = std::move(options);
+  }
 
   // SIGKILL and reap.
   void Kill();
@@ -81,6 +99,7 @@ class DtmdProcess {
   static int ExitCode(int wait_status);
 
   std::string stderr_file_;
+  ClientOptions client_options_;
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_code_ = -1;
