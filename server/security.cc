@@ -54,28 +54,45 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
   return content;
 }
 
+namespace {
+
+// A PEM file named by a flag, and where its contents go.
+struct PemFile {
+  const std::string& path;
+  absl::string_view flag;
+  std::string* contents;
+};
+
+// Reads every file that has a path; the first error, naming its flag.
+absl::Status ReadPemFiles(const std::vector<PemFile>& files) {
+  for (const PemFile& file : files) {
+    if (file.path.empty()) continue;
+    absl::StatusOr<std::string> contents = ReadSmallFile(file.path, file.flag);
+    if (!contents.ok()) return contents.status();
+    *file.contents = *std::move(contents);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>>
 ServerCredentialsFromConfig(const Config& config) {
   if (config.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert =
-      ReadSmallFile(config.tls_cert_file, "tls_cert_file");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key =
-      ReadSmallFile(config.tls_key_file, "tls_key_file");
-  if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
-  if (config.tls_client_ca_file.empty()) {
-    options.client_certificate_request =
-        GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
-  } else {
-    absl::StatusOr<std::string> ca =
-        ReadSmallFile(config.tls_client_ca_file, "tls_client_ca_file");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *std::move(ca);
-    options.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  grpc::SslServerCredentialsOptions options(
+      config.tls_client_ca_file.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  if (absl::Status s = ReadPemFiles(
+          {{config.tls_cert_file, "tls_cert_file", &pair.cert_chain},
+           {config.tls_key_file, "tls_key_file", &pair.private_key},
+           {config.tls_client_ca_file, "tls_client_ca_file",
+            &options.pem_root_certs}});
+      !s.ok()) {
+    return s;
   }
+  options.pem_key_cert_pairs.push_back(std::move(pair));
   return grpc::SslServerCredentials(options);
 }
 
@@ -86,21 +103,15 @@ absl::StatusOr<BranchTls> BranchTls::FromConfig(const Config& config) {
                      config.branch_tls_targets.end());
   if (!tls.all && tls.targets.empty()) return tls;
   grpc::SslCredentialsOptions options;
-  if (!config.branch_tls_ca_file.empty()) {
-    absl::StatusOr<std::string> ca =
-        ReadSmallFile(config.branch_tls_ca_file, "branch_tls_ca_file");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *std::move(ca);
-  }
-  if (!config.branch_tls_cert_file.empty()) {
-    absl::StatusOr<std::string> cert =
-        ReadSmallFile(config.branch_tls_cert_file, "branch_tls_cert_file");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key =
-        ReadSmallFile(config.branch_tls_key_file, "branch_tls_key_file");
-    if (!key.ok()) return key.status();
-    options.pem_cert_chain = *std::move(cert);
-    options.pem_private_key = *std::move(key);
+  if (absl::Status s =
+          ReadPemFiles({{config.branch_tls_ca_file, "branch_tls_ca_file",
+                         &options.pem_root_certs},
+                        {config.branch_tls_cert_file, "branch_tls_cert_file",
+                         &options.pem_cert_chain},
+                        {config.branch_tls_key_file, "branch_tls_key_file",
+                         &options.pem_private_key}});
+      !s.ok()) {
+    return s;
   }
   tls.credentials = grpc::SslCredentials(options);
   return tls;
