@@ -19,14 +19,14 @@ constexpr std::streamsize kMaxFileBytes = 1 << 20;
 
 constexpr absl::string_view kBearer = "Bearer ";
 
-// Equal in time independent of where `given` and `token` differ (only
-// their lengths show).
+// Equal, in a time that does not depend on where `given` and `token`
+// differ; only a token's length shows (as with CRYPTO_memcmp).
 bool ConstantTimeEquals(absl::string_view given, absl::string_view token) {
-  unsigned char diff = given.size() == token.size() ? 0 : 1;
-  if (token.empty()) return false;
-  for (size_t i = 0; i < given.size(); ++i) {
+  if (given.size() != token.size() || token.empty()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < token.size(); ++i) {
     diff |= static_cast<unsigned char>(given[i]) ^
-            static_cast<unsigned char>(token[i % token.size()]);
+            static_cast<unsigned char>(token[i]);
   }
   return diff == 0;
 }
