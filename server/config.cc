@@ -78,6 +78,12 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA certificates; if set, every client must present a "
           "certificate signed by one of them (mutual TLS; env "
           "TLS_CLIENT_CA_FILE). Needs --tls_cert_file.");
+ABSL_FLAG(int, health_port, -1,
+          "With --tls_cert_file: a second, plaintext port for gRPC health "
+          "checks (and reflection), for probes that cannot speak TLS such as "
+          "Kubernetes' gRPC probes; the Dtm and Admin services refuse calls "
+          "on it. 0 lets the OS choose (written as the second line of "
+          "--port_file); -1: none (env HEALTH_PORT).");
 ABSL_FLAG(std::string, auth_token_file, "",
           "File of bearer tokens, one per line ('#' comments and blank lines "
           "ignored); the Dtm and Admin services then require gRPC metadata "
@@ -120,6 +126,7 @@ constexpr EnvFlag kEnvFlags[] = {
     {"TLS_KEY_FILE", "tls_key_file"},
     {"TLS_CLIENT_CA_FILE", "tls_client_ca_file"},
     {"AUTH_TOKEN_FILE", "auth_token_file"},
+    {"HEALTH_PORT", "health_port"},
     {"BRANCH_TLS", "branch_tls"},
     {"BRANCH_TLS_CA_FILE", "branch_tls_ca_file"},
 };
@@ -161,6 +168,15 @@ absl::Status CheckSecurity(Config* c) {
   if (!c->tls_client_ca_file.empty() && c->tls_cert_file.empty()) {
     return absl::InvalidArgumentError(
         "--tls_client_ca_file needs --tls_cert_file and --tls_key_file");
+  }
+  if (c->health_port < -1 || c->health_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--health_port must be -1 (none) or 0..65535, got ", c->health_port));
+  }
+  if (c->health_port >= 0 && c->tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--health_port is for a TLS server (--tls_cert_file); without TLS "
+        "the gRPC port answers health checks");
   }
   if (c->branch_tls_cert_file.empty() != c->branch_tls_key_file.empty()) {
     return absl::InvalidArgumentError(
@@ -230,6 +246,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   c.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   c.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  c.health_port = absl::GetFlag(FLAGS_health_port);
   c.branch_tls_ca_file = absl::GetFlag(FLAGS_branch_tls_ca_file);
   c.branch_tls_cert_file = absl::GetFlag(FLAGS_branch_tls_cert_file);
   c.branch_tls_key_file = absl::GetFlag(FLAGS_branch_tls_key_file);

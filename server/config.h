@@ -63,7 +63,9 @@ struct Config {
   std::string tls_cert_file;       // PEM chain; with tls_key_file: TLS.
   std::string tls_key_file;        // PEM private key.
   std::string tls_client_ca_file;  // if set, client certificates required.
-  std::string auth_token_file;     // bearer tokens; reloaded on SIGHUP.
+  // With TLS: a plaintext port for health checks (0: the OS picks); -1: none.
+  int health_port = -1;
+  std::string auth_token_file;  // bearer tokens; reloaded on SIGHUP.
   // Branch calls over TLS: to every target, or to these host:port targets.
   bool branch_tls_all = false;
   std::vector<std::string> branch_tls_targets;

@@ -79,11 +79,12 @@ void InitServerProcess(const char* argv0) {
   google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
 }
 
-absl::Status WritePortFile(const std::string& path, int port) {
+absl::Status WritePortFile(const std::string& path, int port, int second_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
     out << port << "\n";
+    if (second_port > 0) out << second_port << "\n";
     if (!out.flush()) {
       return absl::InternalError(absl::StrCat("cannot write ", tmp));
     }

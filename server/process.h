@@ -26,7 +26,9 @@ void InitServerProcess(const char* argv0);
 
 // Writes `port` to `path` through a temporary file and a rename, so that a
 // reader never sees a partial file. INTERNAL if that fails.
-absl::Status WritePortFile(const std::string& path, int port);
+// A `second_port` above 0 goes on a second line (dtmd's --health_port).
+absl::Status WritePortFile(const std::string& path, int port,
+                           int second_port = 0);
 
 }  // namespace dtmd
 

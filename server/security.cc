@@ -8,6 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "grpc/grpc_security_constants.h"
+#include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/credentials.h"
 
 namespace dtmd {
@@ -171,6 +173,15 @@ size_t TokenAuthenticator::token_count() const {
 
 absl::Status TokenAuthenticator::Check(
     const grpc::ServerContextBase& context) const {
+  if (require_tls_) {
+    std::vector<grpc::string_ref> type =
+        context.auth_context()->FindPropertyValues(
+            GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    if (type.empty() || type[0] != GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
+      return absl::UnauthenticatedError(
+          "this port serves health checks only; use the TLS port");
+    }
+  }
   if (!enabled()) return absl::OkStatus();
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");

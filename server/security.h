@@ -79,6 +79,11 @@ class TokenAuthenticator {
       std::string path);
 
   bool enabled() const { return !path_.empty(); }
+
+  // From now on (call before serving), calls that did not come over TLS
+  // are refused: for a server whose TLS port has a plaintext health port
+  // beside it, where the other services must not be reachable.
+  void RequireTls() { require_tls_ = true; }
   const std::string& path() const { return path_; }
 
   // Reads the file again. On success the new tokens replace the old ones
@@ -95,6 +100,7 @@ class TokenAuthenticator {
 
  private:
   std::string path_;
+  bool require_tls_ = false;
   mutable absl::Mutex mu_;
   std::vector<std::string> tokens_ ABSL_GUARDED_BY(mu_);
 };

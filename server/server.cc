@@ -19,14 +19,26 @@
 namespace dtmd {
 namespace {
 
+// host:port, with an IPv6 host in brackets.
+std::string Address(const std::string& host, int port) {
+  return absl::StrCat(
+      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host,
+      ":", port);
+}
+
 // What an operator must know about how dtmd is exposed.
-void LogSecurity(const Config& config, const TokenAuthenticator& auth) {
+void LogSecurity(const Config& config, const TokenAuthenticator& auth,
+                 int health_port) {
   const bool tls = !config.tls_cert_file.empty();
   LOG(INFO) << "gRPC transport: "
             << (!tls ? "plaintext"
                 : config.tls_client_ca_file.empty()
                     ? "TLS"
                     : "TLS, client certificates required");
+  if (health_port > 0) {
+    LOG(INFO) << "plaintext health checks on " << config.listen_address << ":"
+              << health_port << " (Dtm and Admin refuse calls there)";
+  }
   if (!auth.enabled()) {
     LOG(WARNING) << "no --auth_token_file: the Dtm and Admin services accept "
                     "every caller (no authentication)";
@@ -94,14 +106,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  std::string address =
-      absl::StrCat(config.listen_address.find(':') != std::string::npos
-                       ? absl::StrCat("[", config.listen_address, "]")
-                       : config.listen_address,
-                   ":", config.grpc_port);
+  const std::string address = Address(config.listen_address, config.grpc_port);
   // No SO_REUSEPORT: a second dtmd on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, *credentials, &server->port_);
+  std::string health_address;
+  if (!config.tls_cert_file.empty() && config.health_port >= 0) {
+    // Kubernetes' gRPC probes speak plaintext only. Every service is on
+    // this port too, but Dtm and Admin refuse calls that are not over TLS.
+    health_address = Address(config.listen_address, config.health_port);
+    builder.AddListeningPort(health_address, grpc::InsecureServerCredentials(),
+                             &server->health_port_);
+    server->auth_->RequireTls();
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<int64_t>(config.max_request_bytes + 4096, INT32_MAX)));
   // Bounds the memory requests in flight may take; over it gRPC refuses
@@ -116,12 +133,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (port in use?)"));
   }
+  if (!health_address.empty() && server->health_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "--health_port: cannot listen on ", health_address, " (port in use?)"));
+  }
   server->engine_->Start();
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
             << config.data_dir;
-  LogSecurity(config, *server->auth_);
+  LogSecurity(config, *server->auth_, server->health_port_);
   return server;
 }
 

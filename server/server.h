@@ -32,6 +32,8 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  // The plaintext health port (--health_port), 0 if there is none.
+  int health_port() const { return health_port_; }
 
   // Re-reads --auth_token_file (on SIGHUP): the new tokens apply to calls
   // from now on; when the file cannot be read or holds no token, the old
@@ -47,6 +49,7 @@ class Server {
   void StopWatchingStore();
 
   int port_ = 0;
+  int health_port_ = 0;
   bool shut_down_ = false;
   // Destroyed in reverse order: the gRPC server, then the engine, then the
   // store the engine writes to.

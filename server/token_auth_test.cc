@@ -16,6 +16,7 @@ ABSL_DECLARE_FLAG(std::string, branch_tls_ca_file);
 ABSL_DECLARE_FLAG(std::string, tls_cert_file);
 ABSL_DECLARE_FLAG(std::string, tls_key_file);
 ABSL_DECLARE_FLAG(std::string, tls_client_ca_file);
+ABSL_DECLARE_FLAG(int, health_port);
 
 namespace dtmd {
 namespace {
@@ -101,6 +102,10 @@ TEST(SecurityFlagsTest, ValidatesCombinations) {
   EXPECT_THAT(ConfigFromFlags().status().message(),
               HasSubstr("--tls_client_ca_file needs"));
   absl::SetFlag(&FLAGS_tls_client_ca_file, "");
+  absl::SetFlag(&FLAGS_health_port, 0);
+  EXPECT_THAT(ConfigFromFlags().status().message(),
+              HasSubstr("--health_port is for a TLS server"));
+  absl::SetFlag(&FLAGS_health_port, -1);
   absl::SetFlag(&FLAGS_branch_tls_ca_file, "ca.pem");
   EXPECT_THAT(ConfigFromFlags().status().message(),
               HasSubstr("need --branch_tls"));

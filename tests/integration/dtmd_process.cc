@@ -132,7 +132,10 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
           "dtmd exited during start-up with exit code ", exit_code_));
     }
     std::ifstream in(port_file);
-    if (in >> port_ && port_ > 0) break;
+    if (in >> port_ && port_ > 0) {
+      if (!(in >> health_port_)) health_port_ = 0;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (port_ <= 0) return absl::DeadlineExceededError("dtmd did not start");

@@ -64,6 +64,8 @@ class DtmdProcess {
   int exit_code() const { return exit_code_; }
 
   int port() const { return port_; }
+  // The second line of --port_file: dtmd's --health_port, 0 without one.
+  int health_port() const { return health_port_; }
   pid_t pid() const { return pid_; }  // -1 when not running.
   const std::string& data_dir() const { return data_dir_; }
   std::string Address() const;
@@ -102,6 +104,7 @@ class DtmdProcess {
   ClientOptions client_options_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int health_port_ = 0;
   int exit_code_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dtmgimp::Dtm::Stub> dtm_;

@@ -193,6 +193,31 @@ TEST_F(SecurityTest, TlsServerRequiringClientCertificates) {
   EXPECT_EQ(dtmd.Stop(), 0);
 }
 
+TEST_F(SecurityTest, PlaintextHealthPortServesOnlyHealthAndReflection) {
+  std::vector<std::string> flags = ServerTlsFlags(*certs_);
+  flags.push_back("--health_port=0");
+  DtmdProcess dtmd(MakeTempDir("health-port"), flags);
+  dtmd.set_client_options({TlsClient(*certs_), ""});
+  ASSERT_TRUE(dtmd.Start().ok());
+  ASSERT_GT(dtmd.health_port(), 0);
+  auto plain = MakeChannel(absl::StrCat("127.0.0.1:", dtmd.health_port()), {});
+  auto health = CheckHealth(plain);
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, grpc::health::v1::HealthCheckResponse::SERVING);
+  auto services = ListServicesByReflection(plain);
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_THAT(*services, Contains("dtmgimp.Dtm"));
+  grpc::Status dtm = NewGid(plain);
+  EXPECT_EQ(dtm.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(dtm.error_message(), HasSubstr("health checks only"));
+  EXPECT_EQ(AdminVersion(plain).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // The TLS port serves everything.
+  EXPECT_TRUE(NewGid(dtmd.channel()).ok());
+  EXPECT_TRUE(AdminVersion(dtmd.channel()).ok());
+  EXPECT_EQ(dtmd.Stop(), 0);
+}
+
 TEST_F(SecurityTest, StartUpFailsOnUnreadableSecurityFiles) {
   const std::string dir = MakeTempDir("badfiles");
   for (const std::vector<std::string>& flags :
