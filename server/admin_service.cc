@@ -92,6 +92,10 @@ grpc::ServerUnaryReactor* AdminService::GetTransaction(
     const admin_v1::GetTransactionRequest* request,
     admin_v1::GetTransactionReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = CheckCaller(auth_, *context); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   absl::Status status = ValidateGid(request->gid(), 1 << 20);
   absl::StatusOr<storage::v1::TransRecord> trans =
       status.ok() ? store_->GetTransaction(request->gid())
@@ -124,6 +128,10 @@ grpc::ServerUnaryReactor* AdminService::ListTransactions(
     const admin_v1::ListTransactionsRequest* request,
     admin_v1::ListTransactionsReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = CheckCaller(auth_, *context); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
         absl::StrCat("page_size: must be between 0 (", kDefaultPageSize,
@@ -173,6 +181,10 @@ grpc::ServerUnaryReactor* AdminService::RetryNow(
     grpc::CallbackServerContext* context,
     const admin_v1::RetryNowRequest* request, admin_v1::RetryNowReply*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = CheckCaller(auth_, *context); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   if (absl::Status s = ValidateGid(request->gid(), 1 << 20); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
@@ -185,6 +197,10 @@ grpc::ServerUnaryReactor* AdminService::ForceStop(
     grpc::CallbackServerContext* context,
     const admin_v1::ForceStopRequest* request, admin_v1::ForceStopReply*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = CheckCaller(auth_, *context); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   if (absl::Status s = ValidateGid(request->gid(), 1 << 20); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
@@ -203,6 +219,10 @@ grpc::ServerUnaryReactor* AdminService::Version(
     admin_v1::VersionReply* reply) {
   reply->set_version(DTMD_VERSION);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = CheckCaller(auth_, *context); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

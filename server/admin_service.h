@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "dtmd/admin/v1/admin.grpc.pb.h"
 #include "server/engine.h"
+#include "server/security.h"
 #include "storage/store.h"
 
 namespace dtmd {
@@ -22,9 +23,11 @@ class AdminService final : public dtmd::admin::v1::Admin::CallbackService {
   static constexpr int kMaxPageSize = 1000;
   static constexpr size_t kMaxReasonBytes = 1024;  // ForceStop's reason.
 
-  // `engine` is not owned and must outlive the service.
-  explicit AdminService(Engine* engine)
-      : engine_(engine), store_(engine->store()) {}
+  // `engine` and `auth` are not owned and must outlive the service; a null
+  // `auth` accepts every caller.
+  explicit AdminService(Engine* engine,
+                        const TokenAuthenticator* auth = nullptr)
+      : engine_(engine), store_(engine->store()), auth_(auth) {}
 
   grpc::ServerUnaryReactor* GetTransaction(
       grpc::CallbackServerContext* context,
@@ -57,6 +60,7 @@ class AdminService final : public dtmd::admin::v1::Admin::CallbackService {
  private:
   Engine* const engine_;
   storage::Store* const store_;
+  const TokenAuthenticator* const auth_;
 };
 
 }  // namespace dtmd

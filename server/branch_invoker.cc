@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/strip.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -46,13 +47,22 @@ size_t Utf8SequenceLength(absl::string_view text) {
   return length;
 }
 
-std::shared_ptr<grpc::GenericStub> MakeStub(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  // Reconnect quickly after a branch service restarts.
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return std::make_shared<grpc::GenericStub>(grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args));
+// The channel factory: `channel_target` is BranchTarget::ChannelTarget(),
+// "dns:///host:port"; `tls` decides by the host:port.
+ChannelCache::Factory MakeStubFactory(BranchTls tls) {
+  return [tls = std::move(tls)](const std::string& channel_target) {
+    absl::string_view target = channel_target;
+    absl::ConsumePrefix(&target, "dns:///");
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    // Reconnect quickly after a branch service restarts.
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+    return std::make_shared<grpc::GenericStub>(grpc::CreateCustomChannel(
+        channel_target,
+        tls.UsesTls(std::string(target)) ? tls.credentials
+                                         : grpc::InsecureChannelCredentials(),
+        args));
+  };
 }
 
 }  // namespace
@@ -76,8 +86,8 @@ std::string BranchAnswerMessage(absl::string_view message) {
 }
 
 GrpcBranchInvoker::GrpcBranchInvoker(ChannelCache::Options channels,
-                                     const Clock* clock)
-    : channels_(channels, clock, MakeStub) {}
+                                     const Clock* clock, BranchTls tls)
+    : channels_(channels, clock, MakeStubFactory(std::move(tls))) {}
 
 namespace {
 // Everything one in-flight call owns; deleted by its completion.

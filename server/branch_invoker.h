@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "server/channel_cache.h"
+#include "server/security.h"
 #include "server/timer_queue.h"
 
 namespace dtmd {
@@ -68,8 +69,11 @@ class BranchInvoker {
 class GrpcBranchInvoker : public BranchInvoker {
  public:
   // `clock` (for channel idleness) is not owned and must outlive this.
+  // Targets `tls` selects are called over TLS with its credentials, the
+  // others in plaintext.
   explicit GrpcBranchInvoker(ChannelCache::Options channels = {},
-                             const Clock* clock = SystemClock::Get());
+                             const Clock* clock = SystemClock::Get(),
+                             BranchTls tls = {});
   void Call(BranchCall call, std::function<void(BranchAnswer)> done) override;
   void CancelAll() override;
 

@@ -4,6 +4,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/txn/branch_url.h"
 
 ABSL_FLAG(std::string, listen_address, "0.0.0.0",
           "Address the gRPC server listens on.");
@@ -85,6 +87,39 @@ ABSL_FLAG(bool, check_config, false,
 ABSL_FLAG(bool, print_config_reference, false,
           "Print every setting (YAML key, environment variable, flag, "
           "default, meaning) as a Markdown table and exit.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the gRPC server; with --tls_key_file the "
+          "server speaks TLS only. Empty: plaintext.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key for --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA certificates; if set, every client must present a "
+          "certificate signed by one of them (mutual TLS). Needs "
+          "--tls_cert_file.");
+ABSL_FLAG(int, health_port, -1,
+          "With --tls_cert_file: a second, plaintext port for gRPC health "
+          "checks (and reflection), for probes that cannot speak TLS such as "
+          "Kubernetes' gRPC probes; the Dtm and Admin services refuse calls "
+          "on it. 0 lets the OS choose (written as the second line of "
+          "--port_file); -1: none.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File of bearer tokens, one per line ('#' comments and blank lines "
+          "ignored); the Dtm and Admin services then require gRPC metadata "
+          "'authorization: Bearer <token>'. Re-read on SIGHUP . Empty: no "
+          "authentication.");
+ABSL_FLAG(std::string, branch_tls, "",
+          "Branch targets called over TLS: '*' for all, or a comma-separated "
+          "list of host:port exactly as in branch URLs. "
+          "Empty: every branch call is plaintext.");
+ABSL_FLAG(std::string, branch_tls_ca_file, "",
+          "PEM CA certificates that branch servers' certificates are "
+          "verified against; gRPC's default roots "
+          "if empty.");
+ABSL_FLAG(std::string, branch_tls_cert_file, "",
+          "PEM client certificate dtmd presents to TLS branch servers "
+          "(optional; with --branch_tls_key_file).");
+ABSL_FLAG(std::string, branch_tls_key_file, "",
+          "PEM private key for --branch_tls_cert_file.");
 
 namespace dtmd {
 namespace {
@@ -93,6 +128,65 @@ absl::Status Positive(const char* name, int64_t value) {
   if (value > 0) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("--", name, " must be positive, got ", value));
+}
+
+// --branch_tls: "" (none), "*" (all) or host:port entries as in branch URLs.
+absl::Status ParseBranchTls(const std::string& value, Config* c) {
+  for (absl::string_view entry : absl::StrSplit(value, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (entry.empty()) continue;
+    if (entry == "*") {
+      c->branch_tls_all = true;
+      continue;
+    }
+    absl::StatusOr<txn::BranchTarget> target =
+        txn::ParseBranchUrl(absl::StrCat(entry, "/x.Y/Z"));
+    if (!target.ok() || target->target != entry) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--branch_tls: '", entry,
+          "' is not '*' or host:port as written in branch URLs",
+          target.ok() ? ""
+                      : absl::StrCat(" (", target.status().message(), ")")));
+    }
+    c->branch_tls_targets.emplace_back(entry);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSecurity(Config* c) {
+  if (c->tls_cert_file.empty() != c->tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert_file and --tls_key_file go together");
+  }
+  if (!c->tls_client_ca_file.empty() && c->tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca_file needs --tls_cert_file and --tls_key_file");
+  }
+  if (c->health_port < -1 || c->health_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--health_port must be -1 (none) or 0..65535, got ", c->health_port));
+  }
+  if (c->health_port >= 0 && c->tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--health_port is for a TLS server (--tls_cert_file); without TLS "
+        "the gRPC port answers health checks");
+  }
+  if (c->branch_tls_cert_file.empty() != c->branch_tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--branch_tls_cert_file and --branch_tls_key_file go together");
+  }
+  if (absl::Status s = ParseBranchTls(absl::GetFlag(FLAGS_branch_tls), c);
+      !s.ok()) {
+    return s;
+  }
+  const bool branch_tls = c->branch_tls_all || !c->branch_tls_targets.empty();
+  if (!branch_tls &&
+      (!c->branch_tls_ca_file.empty() || !c->branch_tls_cert_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--branch_tls_ca_file and --branch_tls_cert_file need --branch_tls "
+        "('*' or the host:port targets to call over TLS)");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -130,6 +224,14 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
   c.grpc_memory_mib = absl::GetFlag(FLAGS_grpc_memory_mib);
   c.log_level = absl::GetFlag(FLAGS_log_level);
+  c.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  c.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  c.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  c.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  c.health_port = absl::GetFlag(FLAGS_health_port);
+  c.branch_tls_ca_file = absl::GetFlag(FLAGS_branch_tls_ca_file);
+  c.branch_tls_cert_file = absl::GetFlag(FLAGS_branch_tls_cert_file);
+  c.branch_tls_key_file = absl::GetFlag(FLAGS_branch_tls_key_file);
 
   if (c.grpc_port < 0 || c.grpc_port > 65535) {
     return absl::InvalidArgumentError(
@@ -176,6 +278,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");
   }
+  if (absl::Status s = CheckSecurity(&c); !s.ok()) return s;
   return c;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -60,6 +61,20 @@ struct Config {
   int max_queued_events = 100000;       // over it: RESOURCE_EXHAUSTED.
   int64_t grpc_memory_mib = 1024;       // gRPC server resource quota.
   std::string log_level = "info";       // debug, info, warn, error.
+
+  // Security (server/security.h). Empty paths: off.
+  std::string tls_cert_file;       // PEM chain; with tls_key_file: TLS.
+  std::string tls_key_file;        // PEM private key.
+  std::string tls_client_ca_file;  // if set, client certificates required.
+  // With TLS: a plaintext port for health checks (0: the OS picks); -1: none.
+  int health_port = -1;
+  std::string auth_token_file;  // bearer tokens; reloaded on SIGHUP.
+  // Branch calls over TLS: to every target, or to these host:port targets.
+  bool branch_tls_all = false;
+  std::vector<std::string> branch_tls_targets;
+  std::string branch_tls_ca_file;    // roots; gRPC's defaults if empty.
+  std::string branch_tls_cert_file;  // optional client certificate ...
+  std::string branch_tls_key_file;   // ... and its key.
 };
 
 // Reads the flags (after the YAML file and the environment were applied,

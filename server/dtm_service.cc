@@ -49,10 +49,16 @@ void SetBody(const google::protobuf::MessageLite& message,
 
 // Parses the body as a Request, sets the reply to an Empty message (what most
 // methods answer; `handler` may set another), and returns handler(request).
+// Callers without a valid token (when `auth` requires one) get
+// UNAUTHENTICATED before their request is even parsed.
 template <typename Request, typename Handler>
-grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
+grpc::ServerUnaryReactor* Serve(const TokenAuthenticator* auth,
+                                grpc::CallbackServerContext* context,
                                 const grpc::ByteBuffer* body,
                                 grpc::ByteBuffer* reply, Handler handler) {
+  if (absl::Status s = CheckCaller(auth, *context); !s.ok()) {
+    return FinishNow(context, s);
+  }
   Request request;
   if (absl::Status s = ParseBody(*body, &request); !s.ok()) {
     return FinishNow(context, s);
@@ -110,7 +116,7 @@ grpc::ServerUnaryReactor* DtmService::NewGid(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<google::protobuf::Empty>(
-      context, body, reply, [&](const google::protobuf::Empty&) {
+      auth_, context, body, reply, [&](const google::protobuf::Empty&) {
         dtmgimp::DtmGidReply gid;
         gid.set_gid(NewRandomGid());
         SetBody(gid, reply);
@@ -145,7 +151,7 @@ grpc::ServerUnaryReactor* DtmService::Submit(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
-      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
         const bool wait_result = request.transoptions().waitresult();
         if (request.transtype() == "workflow") {
           // A workflow's Submit ends it with the client's verdict.
@@ -188,7 +194,7 @@ grpc::ServerUnaryReactor* DtmService::Prepare(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
-      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
         return AcceptNew(engine_, context, request, storage::kStatusPrepared,
                          [this](NewTransaction txn, ReplyCallback done) {
                            engine_->Prepare(std::move(txn), std::move(done));
@@ -200,7 +206,7 @@ grpc::ServerUnaryReactor* DtmService::Abort(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
-      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
         if (absl::Status s = CheckRequestHead(request, engine_); !s.ok()) {
           return FinishNow(context, s);
         }
@@ -218,7 +224,8 @@ grpc::ServerUnaryReactor* DtmService::RegisterBranch(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmBranchRequest>(
-      context, body, reply, [&](const dtmgimp::DtmBranchRequest& request) {
+      auth_, context, body, reply,
+      [&](const dtmgimp::DtmBranchRequest& request) {
         absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
             BuildRegistration(request, engine_->clock()->NowMs(),
                               engine_->config());
@@ -237,7 +244,7 @@ grpc::ServerUnaryReactor* DtmService::PrepareWorkflow(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
-      context, body, reply, [&](const dtmgimp::DtmRequest& request) {
+      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
         if (absl::Status s = CheckRequestHead(request, engine_); !s.ok()) {
           return FinishNow(context, s);
         }
@@ -290,12 +297,13 @@ namespace {
 // once the change is synced.
 template <typename Write>
 grpc::ServerUnaryReactor* ServeTopic(Engine* engine,
+                                     const TokenAuthenticator* auth,
                                      grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* body,
                                      grpc::ByteBuffer* reply,
                                      TopicRequestKind kind, Write write) {
   return Serve<dtmgimp::DtmTopicRequest>(
-      context, body, reply, [&](const dtmgimp::DtmTopicRequest& request) {
+      auth, context, body, reply, [&](const dtmgimp::DtmTopicRequest& request) {
         if (absl::Status s =
                 ValidateTopicRequest(request, kind, engine->config());
             !s.ok()) {
@@ -313,7 +321,7 @@ grpc::ServerUnaryReactor* DtmService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return ServeTopic(
-      engine_, context, body, reply, TopicRequestKind::kSubscribe,
+      engine_, auth_, context, body, reply, TopicRequestKind::kSubscribe,
       [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
          ReplyCallback done) {
         store->Subscribe(request.topic(), request.url(), request.remark(),
@@ -325,7 +333,7 @@ grpc::ServerUnaryReactor* DtmService::Unsubscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return ServeTopic(
-      engine_, context, body, reply, TopicRequestKind::kUnsubscribe,
+      engine_, auth_, context, body, reply, TopicRequestKind::kUnsubscribe,
       [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
          ReplyCallback done) {
         store->Unsubscribe(request.topic(), request.url(), std::move(done));
@@ -336,7 +344,7 @@ grpc::ServerUnaryReactor* DtmService::DeleteTopic(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
   return ServeTopic(
-      engine_, context, body, reply, TopicRequestKind::kDeleteTopic,
+      engine_, auth_, context, body, reply, TopicRequestKind::kDeleteTopic,
       [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
          ReplyCallback done) {
         store->DeleteTopic(request.topic(), std::move(done));

@@ -7,6 +7,7 @@
 #include "dtmgimp.grpc.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "server/engine.h"
+#include "server/security.h"
 
 namespace dtmd {
 
@@ -29,8 +30,10 @@ using DtmRawService = dtmgimp::Dtm::WithRawCallbackMethod_NewGid<
 
 class DtmService final : public DtmRawService {
  public:
-  // `engine` is not owned and must outlive the service.
-  explicit DtmService(Engine* engine) : engine_(engine) {}
+  // `engine` and `auth` are not owned and must outlive the service; a null
+  // `auth` accepts every caller.
+  explicit DtmService(Engine* engine, const TokenAuthenticator* auth = nullptr)
+      : engine_(engine), auth_(auth) {}
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
@@ -62,6 +65,7 @@ class DtmService final : public DtmRawService {
 
  private:
   Engine* const engine_;
+  const TokenAuthenticator* const auth_;
 };
 
 // A new gid: 22 characters of base62 from 128 random bits.

@@ -84,14 +84,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!config->port_file.empty()) {
-    if (absl::Status s =
-            dtmd::WritePortFile(config->port_file, (*server)->port());
+    if (absl::Status s = dtmd::WritePortFile(
+            config->port_file, (*server)->port(), (*server)->health_port());
         !s.ok()) {
       LOG(ERROR) << "--port_file: " << s;
       return 1;
     }
   }
-  int sig = dtmd::WaitForTerminationSignal();
+  int sig =
+      dtmd::WaitForTerminationSignal([&server] { (*server)->ReloadTokens(); });
   LOG(INFO) << "signal " << sig << ": shutting down";
   (*server)->Shutdown();
   server->reset();

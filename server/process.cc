@@ -22,6 +22,7 @@ sigset_t TerminationSignals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   return signals;
 }
 
@@ -57,11 +58,18 @@ void BlockTerminationSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-int WaitForTerminationSignal() {
+int WaitForTerminationSignal(const std::function<void()>& on_hangup) {
   sigset_t signals = TerminationSignals();
-  int sig = 0;
-  sigwait(&signals, &sig);
-  return sig;
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    if (on_hangup) {
+      on_hangup();
+    } else {
+      LOG(INFO) << "SIGHUP ignored";
+    }
+  }
 }
 
 void InitServerProcess(const char* argv0) {
@@ -71,11 +79,12 @@ void InitServerProcess(const char* argv0) {
   google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
 }
 
-absl::Status WritePortFile(const std::string& path, int port) {
+absl::Status WritePortFile(const std::string& path, int port, int second_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
     out << port << "\n";
+    if (second_port > 0) out << second_port << "\n";
     if (!out.flush()) {
       return absl::InternalError(absl::StrCat("cannot write ", tmp));
     }

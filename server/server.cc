@@ -17,6 +17,43 @@
 #include "storage/rocksdb_store.h"
 
 namespace dtmd {
+namespace {
+
+// host:port, with an IPv6 host in brackets.
+std::string Address(const std::string& host, int port) {
+  return absl::StrCat(
+      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host,
+      ":", port);
+}
+
+// What an operator must know about how dtmd is exposed.
+void LogSecurity(const Config& config, const TokenAuthenticator& auth,
+                 int health_port) {
+  const bool tls = !config.tls_cert_file.empty();
+  LOG(INFO) << "gRPC transport: "
+            << (!tls ? "plaintext"
+                : config.tls_client_ca_file.empty()
+                    ? "TLS"
+                    : "TLS, client certificates required");
+  if (health_port > 0) {
+    LOG(INFO) << "plaintext health checks on " << config.listen_address << ":"
+              << health_port << " (Dtm and Admin refuse calls there)";
+  }
+  if (!auth.enabled()) {
+    LOG(WARNING) << "no --auth_token_file: the Dtm and Admin services accept "
+                    "every caller (no authentication)";
+    return;
+  }
+  LOG(INFO) << "bearer tokens required on the Dtm and Admin services ("
+            << auth.token_count() << " loaded from " << auth.path()
+            << "; SIGHUP reloads)";
+  if (!tls) {
+    LOG(WARNING) << "--auth_token_file without --tls_cert_file: tokens "
+                    "travel in plaintext";
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> server(new Server());
@@ -33,6 +70,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     fs->FailWalSyncAfter(config.testing_fail_wal_sync_after);
     store_options.file_system = std::move(fs);
   }
+  // Security files are read before the store is opened: a wrong path stops
+  // start-up with the flag named, before anything else happens.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFromConfig(config);
+  if (!credentials.ok()) return credentials.status();
+  absl::StatusOr<BranchTls> branch_tls = BranchTls::FromConfig(config);
+  if (!branch_tls.ok()) return branch_tls.status();
+  if (config.auth_token_file.empty()) {
+    server->auth_ = std::make_unique<TokenAuthenticator>();
+  } else {
+    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
+        TokenAuthenticator::FromFile(config.auth_token_file);
+    if (!auth.ok()) return auth.status();
+    server->auth_ = *std::move(auth);
+  }
   absl::StatusOr<std::unique_ptr<storage::RocksDBStore>> store =
       storage::RocksDBStore::Open(store_options);
   if (!store.ok()) return store.status();
@@ -40,28 +92,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   ChannelCache::Options channels;
   channels.max_channels = config.max_branch_channels;
   channels.idle_ms = config.branch_channel_idle_s * 1000;
-  server->invoker_ =
-      std::make_unique<GrpcBranchInvoker>(channels, SystemClock::Get());
+  server->invoker_ = std::make_unique<GrpcBranchInvoker>(
+      channels, SystemClock::Get(), *std::move(branch_tls));
   server->engine_ = std::make_unique<Engine>(
       config, server->store_.get(), server->invoker_.get(), SystemClock::Get());
-  server->dtm_service_ = std::make_unique<DtmService>(server->engine_.get());
-  server->admin_service_ =
-      std::make_unique<AdminService>(server->engine_.get());
+  server->dtm_service_ =
+      std::make_unique<DtmService>(server->engine_.get(), server->auth_.get());
+  server->admin_service_ = std::make_unique<AdminService>(server->engine_.get(),
+                                                          server->auth_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // Links the Health descriptor in, so reflection can describe the service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  std::string address =
-      absl::StrCat(config.listen_address.find(':') != std::string::npos
-                       ? absl::StrCat("[", config.listen_address, "]")
-                       : config.listen_address,
-                   ":", config.grpc_port);
+  const std::string address = Address(config.listen_address, config.grpc_port);
   // No SO_REUSEPORT: a second dtmd on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(address, *credentials, &server->port_);
+  std::string health_address;
+  if (!config.tls_cert_file.empty() && config.health_port >= 0) {
+    // Kubernetes' gRPC probes speak plaintext only. Every service is on
+    // this port too, but Dtm and Admin refuse calls that are not over TLS.
+    health_address = Address(config.listen_address, config.health_port);
+    builder.AddListeningPort(health_address, grpc::InsecureServerCredentials(),
+                             &server->health_port_);
+    server->auth_->RequireTls();
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<int64_t>(config.max_request_bytes + 4096, INT32_MAX)));
   // Bounds the memory requests in flight may take; over it gRPC refuses
@@ -76,6 +133,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (port in use?)"));
   }
+  if (!health_address.empty() && server->health_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "--health_port: cannot listen on ", health_address, " (port in use?)"));
+  }
   // Health says NOT_SERVING until recovery has loaded the due index
   // (WatchStore turns it to SERVING), so that readiness probes wait for it.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(false);
@@ -84,7 +145,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
             << config.data_dir;
+  LogSecurity(config, *server->auth_, server->health_port_);
   return server;
+}
+
+void Server::ReloadTokens() {
+  if (!auth_->enabled()) {
+    LOG(INFO) << "SIGHUP: no --auth_token_file, nothing to reload";
+    return;
+  }
+  if (absl::Status s = auth_->Reload(); !s.ok()) {
+    LOG(ERROR) << "SIGHUP: keeping the " << auth_->token_count()
+               << " tokens loaded before: " << s.message();
+    return;
+  }
+  LOG(INFO) << "SIGHUP: loaded " << auth_->token_count() << " tokens from "
+            << auth_->path();
 }
 
 void Server::WatchStore() {

@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/engine.h"
+#include "server/security.h"
 #include "storage/store.h"
 
 namespace dtmd {
@@ -31,6 +32,13 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  // The plaintext health port (--health_port), 0 if there is none.
+  int health_port() const { return health_port_; }
+
+  // Re-reads --auth_token_file (on SIGHUP): the new tokens apply to calls
+  // from now on; when the file cannot be read or holds no token, the old
+  // tokens stay and an error is logged. Nothing without a token file.
+  void ReloadTokens();
 
  private:
   Server() = default;
@@ -41,11 +49,13 @@ class Server {
   void StopWatchingStore();
 
   int port_ = 0;
+  int health_port_ = 0;
   bool shut_down_ = false;
   // Destroyed in reverse order: the gRPC server, then the engine, then the
   // store the engine writes to.
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<GrpcBranchInvoker> invoker_;
+  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<DtmService> dtm_service_;
   std::unique_ptr<AdminService> admin_service_;

@@ -135,6 +135,12 @@ ScriptedBranchServer::ScriptedBranchServer()
 
 ScriptedBranchServer::~ScriptedBranchServer() { Shutdown(); }
 
+void ScriptedBranchServer::set_credentials(
+    std::shared_ptr<grpc::ServerCredentials> credentials) {
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  credentials_ = std::move(credentials);
+}
+
 absl::StatusOr<int> ScriptedBranchServer::Start() {
   absl::MutexLock lifecycle(&lifecycle_mu_);
   {
@@ -146,7 +152,10 @@ absl::StatusOr<int> ScriptedBranchServer::Start() {
   }
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+  builder.AddListeningPort("127.0.0.1:0",
+                           credentials_ != nullptr
+                               ? credentials_
+                               : grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterCallbackGenericService(service_.get());
   server_ = builder.BuildAndStart();

@@ -76,6 +76,10 @@ class ScriptedBranchServer {
   ScriptedBranchServer(const ScriptedBranchServer&) = delete;
   ScriptedBranchServer& operator=(const ScriptedBranchServer&) = delete;
 
+  // The credentials Start() listens with (plaintext if never set), e.g.
+  // grpc::SslServerCredentials for a TLS branch server.
+  void set_credentials(std::shared_ptr<grpc::ServerCredentials> credentials);
+
   // Listens on 127.0.0.1 on a port the OS picks and returns that port.
   // FAILED_PRECONDITION if already started, UNAVAILABLE if the server could
   // not be started.
@@ -142,6 +146,8 @@ class ScriptedBranchServer {
   absl::Mutex lifecycle_mu_;          // Serializes Start and Shutdown.
   std::unique_ptr<Service> service_;  // Outlives server_.
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(lifecycle_mu_);
+  std::shared_ptr<grpc::ServerCredentials> credentials_
+      ABSL_GUARDED_BY(lifecycle_mu_);
 
   mutable absl::Mutex mu_;
   int port_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/support/client_interceptor.h"
 #include "gtest/gtest.h"
 #include "tests/integration/grpc_probes.h"
 
@@ -29,6 +31,58 @@ std::string MakeTempDir(const std::string& prefix) {
   std::string cmd = absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'");
   if (system(cmd.c_str()) != 0) ADD_FAILURE() << "cannot create " << dir;
   return dir;
+}
+
+namespace {
+
+// Adds the bearer token to every call's initial metadata.
+class BearerTokenInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerTokenInterceptor(const std::string& token)
+      : value_("Bearer " + token) {}
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::
+                PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", value_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string value_;
+};
+
+class BearerTokenInterceptorFactory
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerTokenInterceptorFactory(std::string token)
+      : token_(std::move(token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerTokenInterceptor(token_);
+  }
+
+ private:
+  const std::string token_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           const ClientOptions& options) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.credentials != nullptr ? options.credentials
+                                     : grpc::InsecureChannelCredentials();
+  if (options.token.empty()) return grpc::CreateChannel(address, credentials);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<BearerTokenInterceptorFactory>(options.token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, credentials, grpc::ChannelArguments(), std::move(interceptors));
 }
 
 DtmdProcess::DtmdProcess(std::string data_dir, std::vector<std::string> flags)
@@ -79,11 +133,14 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
           "dtmd exited during start-up with exit code ", exit_code_));
     }
     std::ifstream in(port_file);
-    if (in >> port_ && port_ > 0) break;
+    if (in >> port_ && port_ > 0) {
+      if (!(in >> health_port_)) health_port_ = 0;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (port_ <= 0) return absl::DeadlineExceededError("dtmd did not start");
-  channel_ = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  channel_ = MakeChannel(Address(), client_options_);
   if (!channel_->WaitForConnected(std::chrono::system_clock::now() +
                                   std::chrono::seconds(10))) {
     return absl::UnavailableError("cannot connect to dtmd");

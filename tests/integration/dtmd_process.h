@@ -23,6 +23,18 @@ namespace dtmd::testing {
 // A fresh, empty directory under the test's temporary directory.
 std::string MakeTempDir(const std::string& prefix);
 
+// How a test client reaches dtmd: channel credentials (null: plaintext) and
+// a bearer token sent as "authorization: Bearer <token>" on every call
+// (empty: none).
+struct ClientOptions {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string token;
+};
+
+// A channel to `address` with `options`.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           const ClientOptions& options);
+
 class DtmdProcess {
  public:
   // `data_dir` is kept across restarts; `flags` are extra command-line flags.
@@ -39,6 +51,12 @@ class DtmdProcess {
   // When set to false before Start(), Start() returns once dtmd accepts
   // connections, without waiting for health to say SERVING.
   void set_wait_for_serving(bool wait) { wait_for_serving_ = wait; }
+  // When set before Start(), channel(), dtm() and admin() (and the waits
+  // below) use these credentials and token; plaintext without a token if
+  // never set.
+  void set_client_options(ClientOptions options) {
+    client_options_ = std::move(options);
+  }
 
   // SIGKILL and reap.
   void Kill();
@@ -50,6 +68,8 @@ class DtmdProcess {
   int exit_code() const { return exit_code_; }
 
   int port() const { return port_; }
+  // The second line of --port_file: dtmd's --health_port, 0 without one.
+  int health_port() const { return health_port_; }
   pid_t pid() const { return pid_; }  // -1 when not running.
   const std::string& data_dir() const { return data_dir_; }
   std::string Address() const;
@@ -86,8 +106,10 @@ class DtmdProcess {
 
   std::string stderr_file_;
   bool wait_for_serving_ = true;
+  ClientOptions client_options_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int health_port_ = 0;
   int exit_code_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dtmgimp::Dtm::Stub> dtm_;
