@@ -6,6 +6,7 @@
 #ifndef DTMD_SERVER_RETRY_ALERT_H_
 #define DTMD_SERVER_RETRY_ALERT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -74,8 +75,8 @@ class AlertWebhook {
   // Queues `body`; false (and counted as dropped) when the queue is full or
   // the sender has stopped.
   bool Post(std::string body);
-  // Finishes the POST under way (bounded by its timeout), drops the rest
-  // and joins the thread. Idempotent.
+  // Aborts the POST under way (within about a second), drops the rest and
+  // joins the thread. Idempotent.
   void Stop();
   Stats GetStats();
 
@@ -89,6 +90,7 @@ class AlertWebhook {
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> abort_{false};  // Stop(): abort the POST under way.
   std::thread thread_;
 };
 
