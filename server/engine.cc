@@ -129,15 +129,13 @@ void Engine::RaiseRetryAlert(RetryAlert alert) {
   // dtmd_branch_retry_alerts_total goes next to this counter).
   retry_alerts_.fetch_add(1, std::memory_order_relaxed);
   const int64_t limit = config_.alert_retry_limit;
-  LOG(WARNING) << "gid " << alert.gid << " (" << alert.trans_type << ", "
-               << alert.status << ") branch " << alert.branch_id << " "
-               << alert.op << " " << alert.url << " retried "
-               << alert.retry_count << " times (--alert_retry_limit " << limit
+  LOG(WARNING) << "retry alert: gid " << alert.gid << " (" << alert.trans_type
+               << ", " << alert.status << ") branch " << alert.branch_id << " "
+               << alert.op << " " << alert.url << ": " << alert.retry_count
+               << " retries (--alert_retry_limit " << limit
                << "; next alert at " << alert.retry_count * 2
-               << "), last answer "
-               << (alert.last_code == 0 ? std::string("OK")
-                                        : StatusCodeName(alert.last_code))
-               << ": " << alert.last_error;
+               << "), last answer " << StatusCodeName(alert.last_code) << ": "
+               << alert.last_error;
   if (webhook_ != nullptr) webhook_->Post(RetryAlertJson(alert));
 }
 

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <mutex>
 #include <utility>
 
@@ -22,6 +23,13 @@ void InitCurlOnce() {
 // Discards the webhook's answer body.
 size_t DiscardBody(char*, size_t size, size_t count, void*) {
   return size * count;
+}
+
+// Aborts a POST under way once the sender stops (libcurl calls it about
+// once a second at least).
+int AbortWhenStopping(void* stopping, curl_off_t, curl_off_t, curl_off_t,
+                      curl_off_t) {
+  return static_cast<std::atomic<bool>*>(stopping)->load() ? 1 : 0;
 }
 
 }  // namespace
@@ -98,6 +106,7 @@ void AlertWebhook::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
+  abort_ = true;
   if (thread_.joinable()) thread_.join();
 }
 
@@ -148,6 +157,8 @@ bool AlertWebhook::Send(void* handle, const std::string& body,
   CURL* curl = static_cast<CURL*>(handle);
   curl_slist* headers =
       curl_slist_append(nullptr, "Content-Type: application/json");
+  // No "Expect: 100-continue" round trip for a larger body.
+  headers = curl_slist_append(headers, "Expect:");
   char error[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(curl, CURLOPT_URL, options_.url.c_str());
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -163,6 +174,9 @@ bool AlertWebhook::Send(void* handle, const std::string& body,
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                    static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, AbortWhenStopping);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &abort_);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   const CURLcode result = curl_easy_perform(curl);
   long http_status = 0;

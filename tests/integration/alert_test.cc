@@ -171,8 +171,8 @@ TEST_F(AlertTest, PostsAtTheLimitAndAtEachDoublingOnly) {
   ASSERT_EQ(dtmd_->Stop(), 0);
   // Logged at WARNING once per alert.
   const std::string log = ReadFile(log_file_);
-  EXPECT_EQ(CountLines(log, {gid, "retried"}, 'W'), 3) << log;
-  EXPECT_EQ(CountLines(log, {gid, "retried 8 times"}), 1) << log;
+  EXPECT_EQ(CountLines(log, {"retry alert: gid " + gid}, 'W'), 3) << log;
+  EXPECT_EQ(CountLines(log, {gid, ": 8 retries"}), 1) << log;
 }
 
 TEST_F(AlertTest, NoAlertBelowTheLimitNorWhenTurnedOff) {
@@ -197,7 +197,7 @@ TEST_F(AlertTest, NoAlertBelowTheLimitNorWhenTurnedOff) {
   }
   ASSERT_EQ(dtmd_->Stop(), 0);  // would have posted by now: see above.
   EXPECT_TRUE(sink.Requests().empty());
-  EXPECT_EQ(CountLines(ReadFile(log_file_), {gid, "retried"}), 0);
+  EXPECT_EQ(CountLines(ReadFile(log_file_), {"retry alert"}), 0);
 }
 
 // Sagas whose action fails three times, retried every second, with an
