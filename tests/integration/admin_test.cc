@@ -32,13 +32,6 @@ class AdminTest : public SagaFixture {
     grpc::ClientContext context;
     return dtmd_->admin()->ListTransactions(&context, request, reply);
   }
-  grpc::Status RetryNow(const std::string& gid) {
-    grpc::ClientContext context;
-    admin_v1::RetryNowRequest request;
-    request.set_gid(gid);
-    admin_v1::RetryNowReply reply;
-    return dtmd_->admin()->RetryNow(&context, request, &reply);
-  }
   grpc::Status ForceStop(const std::string& gid, const std::string& reason) {
     grpc::ClientContext context;
     admin_v1::ForceStopRequest request;
@@ -154,7 +147,7 @@ TEST_F(AdminTest, RetryNowCallsABackingOffBranchAtOnce) {
   const size_t calls = branches_->CallsFor(gid).size();
   ASSERT_EQ(calls, 1u);
   const absl::Time asked = absl::Now();
-  grpc::Status status = RetryNow(gid);
+  grpc::Status status = dtmd_->RetryNow(gid);
   ASSERT_TRUE(status.ok()) << status.error_message();
   // The next retry was a minute away.
   EXPECT_TRUE(branches_->WaitForCalls(
@@ -189,7 +182,7 @@ TEST_F(AdminTest, ForceStopFailsTheTransactionAndLeavesItsBranches) {
   EXPECT_THAT(CallSequence(gid), ElementsAreArray({"01:action"}));
   EXPECT_EQ(ForceStop(gid, "again").error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
-  status = RetryNow(gid);
+  status = dtmd_->RetryNow(gid);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("failed"));
 }
@@ -222,7 +215,7 @@ TEST_F(AdminTest, GetTransactionShowsEachBranchsLastCodeMessageAndAttempts) {
   EXPECT_EQ(t.next_cron_interval_s(), 120);
   EXPECT_GE(t.next_cron_time_ms(), t.update_time_ms() + 119 * 1000);
 
-  ASSERT_TRUE(RetryNow(gid).ok());
+  ASSERT_TRUE(dtmd_->RetryNow(gid).ok());
   auto second = WaitForLastError(gid, "01", "action", "down for upgrade");
   ASSERT_TRUE(second.ok()) << second.status();
   action = FindBranch(*second, "01", "action");
@@ -231,7 +224,7 @@ TEST_F(AdminTest, GetTransactionShowsEachBranchsLastCodeMessageAndAttempts) {
   EXPECT_EQ(action->call_count(), 2);
 
   // Once it succeeds, the last error stays for the record.
-  ASSERT_TRUE(RetryNow(gid).ok());
+  ASSERT_TRUE(dtmd_->RetryNow(gid).ok());
   auto done = dtmd_->WaitForStatus(gid, {"succeed"}, absl::Seconds(10));
   ASSERT_TRUE(done.ok()) << done.status();
   action = FindBranch(*done, "01", "action");
@@ -326,7 +319,8 @@ TEST_F(AdminTest, VersionIsTheBuildsVersion) {
 }
 
 TEST_F(AdminTest, UnknownGidIsNotFound) {
-  EXPECT_EQ(RetryNow("no-such-gid").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(dtmd_->RetryNow("no-such-gid").error_code(),
+            grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(ForceStop("no-such-gid", "").error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
