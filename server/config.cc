@@ -39,7 +39,7 @@ ABSL_FLAG(std::string, alert_webhook, "",
           "(gid, status, retry_count, branch_id, op, url, last_error, "
           "last_code, ...); empty: none (env ALERT_WEB_HOOK).");
 ABSL_FLAG(int64_t, alert_webhook_timeout, 5,
-          "Timeout of one POST to --alert_webhook, seconds.");
+          "Timeout of one POST to --alert_webhook, seconds (1..3600).");
 ABSL_FLAG(int, max_gid_bytes, 128, "Longest accepted gid.");
 ABSL_FLAG(int, max_steps, 1000, "Most steps in one saga.");
 ABSL_FLAG(int, max_branches, 10000,
@@ -195,6 +195,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
         absl::StrCat("--request_timeout (", c.request_timeout_s,
                      ") must not exceed --max_request_timeout (",
                      c.max_request_timeout_s, ")"));
+  }
+  if (c.alert_webhook_timeout_s > 3600) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--alert_webhook_timeout must be at most 3600, got ",
+                     c.alert_webhook_timeout_s));
   }
   if (c.alert_retry_limit < 0) {
     return absl::InvalidArgumentError(absl::StrCat(

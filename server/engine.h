@@ -164,7 +164,7 @@ class Engine {
     int64_t pending_writes = 0;  // engine-issued creates not completed.
     int64_t timers = 0;          // timers pending in the timer queue.
     // Retry alerts raised (RaiseRetryAlert), and what became of their
-    // webhook posts (all 0 without --alert_webhook).
+    // webhook posts (those stay 0 without --alert_webhook).
     int64_t retry_alerts = 0;
     int64_t alerts_posted = 0;
     int64_t alert_posts_failed = 0;

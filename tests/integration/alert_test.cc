@@ -240,7 +240,9 @@ TEST_F(AlertTest, ABadWebhookUrlOrLimitStopsStartUp) {
        std::vector<std::vector<std::string>>{
            {"--alert_webhook=ftp://example.com/hook"},
            {"--alert_webhook=http://"},
-           {"--alert_retry_limit=-1"}}) {
+           {"--alert_retry_limit=-1"},
+           {"--alert_webhook_timeout=0"},
+           {"--alert_webhook_timeout=3601"}}) {
     DtmdProcess dtmd(MakeTempDir("alert-bad"), flags);
     EXPECT_FALSE(dtmd.Start().ok()) << flags[0];
     EXPECT_NE(dtmd.exit_code(), 0) << flags[0];
