@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -233,6 +234,22 @@ TEST_F(AlertTest, AWebhookThatNeverAnswersHoldsNothingUp) {
   const absl::Time stopping = absl::Now();
   EXPECT_EQ(dtmd_->Stop(), 0);
   EXPECT_LT(absl::Now() - stopping, absl::Seconds(30));
+}
+
+TEST_F(AlertTest, DtmsEnvironmentNamesSetTheLimitAndTheWebhook) {
+  HttpSink sink;
+  ASSERT_TRUE(sink.Start().ok());
+  // dtmd inherits the test's environment; set only while it starts.
+  ::setenv("ALERT_RETRY_LIMIT", "1", 1);
+  ::setenv("ALERT_WEB_HOOK", sink.Url("/env-hook").c_str(), 1);
+  StartDtmd({"--retry_interval=60", "--cron_interval=1"});
+  ::unsetenv("ALERT_RETRY_LIMIT");
+  ::unsetenv("ALERT_WEB_HOOK");
+  CallFailingBranch("alert-env", {grpc::StatusCode::UNAVAILABLE, "x", 0}, 2);
+  ASSERT_TRUE(sink.WaitForRequests(1, kWait));
+  const HttpSink::Request post = sink.Requests()[0];
+  EXPECT_EQ(post.path, "/env-hook");
+  EXPECT_EQ(nlohmann::json::parse(post.body).value("retry_count", 0), 1);
 }
 
 TEST_F(AlertTest, ABadWebhookUrlOrLimitStopsStartUp) {
