@@ -1,5 +1,6 @@
 #include "server/admin_service.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/grpc_status.h"
 #include "server/request_validation.h"
+#include "server/retry_alert.h"
 
 namespace dtmd {
 
@@ -31,6 +33,15 @@ void CopyTransaction(const storage::v1::TransRecord& trans,
   t->set_next_cron_interval_s(trans.next_cron_interval_s());
   t->set_retry_count(trans.retry_count());
   t->set_customed_data(trans.customed_data());
+  t->set_last_query_error(trans.last_query_error());
+  t->set_last_query_code(StatusCodeName(trans.last_query_code()));
+  t->set_last_query_code_number(trans.last_query_code());
+}
+
+absl::Status InvalidPageSize(int page_size) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "page_size: must be between 0 (", AdminService::kDefaultPageSize,
+      ") and ", AdminService::kMaxPageSize, ", got ", page_size));
 }
 
 absl::Status InvalidPageToken() {
@@ -118,6 +129,8 @@ grpc::ServerUnaryReactor* AdminService::GetTransaction(
     out->set_last_error(b.last_error());
     out->set_call_count(b.call_count());
     out->set_finish_time_ms(b.finish_time_ms());
+    out->set_last_code(StatusCodeName(b.last_code()));
+    out->set_last_code_number(b.last_code());
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -133,9 +146,7 @@ grpc::ServerUnaryReactor* AdminService::ListTransactions(
     return reactor;
   }
   if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
-        absl::StrCat("page_size: must be between 0 (", kDefaultPageSize,
-                     ") and ", kMaxPageSize))));
+    reactor->Finish(ToGrpcStatus(InvalidPageSize(request->page_size())));
     return reactor;
   }
   std::optional<storage::TransCursor> after;
@@ -211,6 +222,60 @@ grpc::ServerUnaryReactor* AdminService::ForceStop(
     return reactor;
   }
   engine_->ForceStop(request->gid(), request->reason(), FinishWith(reactor));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListTopics(
+    grpc::CallbackServerContext* context,
+    const admin_v1::ListTopicsRequest* request,
+    admin_v1::ListTopicsReply* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
+    reactor->Finish(ToGrpcStatus(InvalidPageSize(request->page_size())));
+    return reactor;
+  }
+  // The token is the last name listed: the next page starts after it.
+  std::string after;
+  if (!absl::WebSafeBase64Unescape(request->page_token(), &after)) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        "page_token: not a next_page_token of ListTopics")));
+    return reactor;
+  }
+  const size_t limit = static_cast<size_t>(
+      request->page_size() == 0 ? kDefaultPageSize : request->page_size());
+  auto finish = std::make_shared<FinishOnce>(reactor);
+  engine_->pool()->Post([this, finish, reply, after = std::move(after), limit] {
+    absl::StatusOr<std::vector<std::string>> names = store_->ListTopics();
+    if (!names.ok()) {
+      finish->Finish(ToGrpcStatus(names.status()));
+      return;
+    }
+    auto it = after.empty()
+                  ? names->begin()
+                  : std::upper_bound(names->begin(), names->end(), after);
+    for (; it != names->end(); ++it) {
+      if (static_cast<size_t>(reply->topics_size()) == limit) {
+        reply->set_next_page_token(
+            absl::WebSafeBase64Escape(reply->topics().rbegin()->name()));
+        break;
+      }
+      absl::StatusOr<std::vector<storage::Subscriber>> subscribers =
+          store_->GetTopic(*it);
+      if (absl::IsNotFound(subscribers.status())) continue;  // deleted since.
+      if (!subscribers.ok()) {
+        finish->Finish(ToGrpcStatus(subscribers.status()));
+        return;
+      }
+      admin_v1::Topic* topic = reply->add_topics();
+      topic->set_name(*it);
+      for (const storage::Subscriber& s : *subscribers) {
+        admin_v1::Subscriber* out = topic->add_subscribers();
+        out->set_url(s.url);
+        out->set_remark(s.remark);
+      }
+    }
+    finish->Finish(grpc::Status::OK);
+  });
   return reactor;
 }
 

@@ -1,7 +1,8 @@
 // AdminService: dtmd's operations API (dtmd.admin.v1.Admin): read a
 // transaction and its branches, list transactions, drive one now or stop
-// it, report the version. Reads go to the store; RetryNow and ForceStop are
-// commands to the gid's runner (Engine), so they never race it.
+// it, list topics, report the version. Reads go to the store; RetryNow and
+// ForceStop are commands to the gid's runner (Engine), so they never race
+// it.
 #ifndef DTMD_SERVER_ADMIN_SERVICE_H_
 #define DTMD_SERVER_ADMIN_SERVICE_H_
 
@@ -46,6 +47,11 @@ class AdminService final : public dtmd::admin::v1::Admin::CallbackService {
       grpc::CallbackServerContext* context,
       const dtmd::admin::v1::ForceStopRequest* request,
       dtmd::admin::v1::ForceStopReply* reply) override;
+  // Reads the store on the engine's pool, like ListTransactions.
+  grpc::ServerUnaryReactor* ListTopics(
+      grpc::CallbackServerContext* context,
+      const dtmd::admin::v1::ListTopicsRequest* request,
+      dtmd::admin::v1::ListTopicsReply* reply) override;
   grpc::ServerUnaryReactor* Version(
       grpc::CallbackServerContext* context,
       const dtmd::admin::v1::VersionRequest* request,

@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/retry_alert.h"
 #include "server/txn/branch_url.h"
 
 ABSL_FLAG(std::string, listen_address, "0.0.0.0",
@@ -27,6 +28,16 @@ ABSL_FLAG(int64_t, cron_interval, 3,
           "How often the store's due index is polled, seconds.");
 ABSL_FLAG(int64_t, max_retry_interval, 3600,
           "Cap on the doubled retry interval, seconds.");
+ABSL_FLAG(int64_t, alert_retry_limit, 3,
+          "A branch retried this many times (and again at each doubling: "
+          "2x, 4x, ...) without success is logged at WARNING and posted to "
+          "--alert_webhook; 0 turns retry alerts off.");
+ABSL_FLAG(std::string, alert_webhook, "",
+          "http:// or https:// URL that retry alerts are POSTed to as JSON "
+          "(gid, status, retry_count, branch_id, op, url, last_error, "
+          "last_code, ...); empty: none.");
+ABSL_FLAG(int64_t, alert_webhook_timeout, 5,
+          "Timeout of one POST to --alert_webhook, seconds (1..3600).");
 ABSL_FLAG(int, max_gid_bytes, 128, "Longest accepted gid.");
 ABSL_FLAG(int, max_steps, 1000, "Most steps in one saga.");
 ABSL_FLAG(int, max_branches, 10000,
@@ -203,6 +214,9 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.request_timeout_s = absl::GetFlag(FLAGS_request_timeout);
   c.cron_interval_s = absl::GetFlag(FLAGS_cron_interval);
   c.max_retry_interval_s = absl::GetFlag(FLAGS_max_retry_interval);
+  c.alert_retry_limit = absl::GetFlag(FLAGS_alert_retry_limit);
+  c.alert_webhook = absl::GetFlag(FLAGS_alert_webhook);
+  c.alert_webhook_timeout_s = absl::GetFlag(FLAGS_alert_webhook_timeout);
   c.max_gid_bytes = absl::GetFlag(FLAGS_max_gid_bytes);
   c.max_steps = absl::GetFlag(FLAGS_max_steps);
   c.max_branches = absl::GetFlag(FLAGS_max_branches);
@@ -246,6 +260,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("request_timeout", c.request_timeout_s),
         Positive("cron_interval", c.cron_interval_s),
         Positive("max_retry_interval", c.max_retry_interval_s),
+        Positive("alert_webhook_timeout", c.alert_webhook_timeout_s),
         Positive("max_gid_bytes", c.max_gid_bytes),
         Positive("max_steps", c.max_steps),
         Positive("max_branches", c.max_branches),
@@ -274,6 +289,20 @@ absl::StatusOr<Config> ConfigFromFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--log_level must be debug, info, warn or error, got '",
                      c.log_level, "'"));
+  }
+  if (c.alert_webhook_timeout_s > 3600) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--alert_webhook_timeout must be at most 3600, got ",
+                     c.alert_webhook_timeout_s));
+  }
+  if (c.alert_retry_limit < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--alert_retry_limit must be >= 0, got ", c.alert_retry_limit));
+  }
+  if (std::string why;
+      !c.alert_webhook.empty() && !IsWebhookUrl(c.alert_webhook, &why)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--alert_webhook '", c.alert_webhook, "' ", why));
   }
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");

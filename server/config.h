@@ -27,6 +27,12 @@ struct Config {
   int64_t max_retry_interval_s = 3600;  // cap on the doubled interval.
   int64_t wait_result_grace_s = 2;      // WaitResult waits RequestTimeout+this.
 
+  // Retry alerts (server/retry_alert.h): a branch whose retries reach this
+  // (then twice it, four times, ...) is reported; 0: never.
+  int64_t alert_retry_limit = 3;
+  std::string alert_webhook;  // http(s) URL the alerts are posted to; "": none.
+  int64_t alert_webhook_timeout_s = 5;  // per POST.
+
   // Limits; over a limit is INVALID_ARGUMENT.
   int max_gid_bytes = 128;
   int max_steps = 1000;

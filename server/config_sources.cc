@@ -34,6 +34,7 @@ struct DtmName {
 constexpr DtmName kDtmNames[] = {
     {"cron_interval", "TransCronInterval", "CRON_JOB_INTERVAL"},
     {"alert_webhook", "AlertWebHook", nullptr},
+    {"alert_webhook_timeout", "AlertWebHookTimeout", nullptr},
     {"retention", "Store.DataExpire", nullptr},
 };
 

@@ -54,7 +54,14 @@ Engine::Engine(const Config& config, storage::Store* store,
       invoker_(invoker),
       clock_(clock),
       timers_(clock),
-      pool_(PoolSize(config)) {}
+      pool_(PoolSize(config)) {
+  if (!config_.alert_webhook.empty()) {
+    AlertWebhook::Options options;
+    options.url = config_.alert_webhook;
+    options.timeout_ms = config_.alert_webhook_timeout_s * 1000;
+    webhook_ = std::make_unique<AlertWebhook>(std::move(options));
+  }
+}
 
 Engine::~Engine() { Shutdown(); }
 
@@ -119,6 +126,22 @@ void Engine::Shutdown() {
   // to the pool, which drops them once stopped.
   pool_.Stop();
   timers_.Stop();
+  if (webhook_ != nullptr) webhook_->Stop();
+}
+
+void Engine::RaiseRetryAlert(RetryAlert alert) {
+  // The one place every retry alert passes: count it here (the metric
+  // dtmd_branch_retry_alerts_total goes next to this counter).
+  retry_alerts_.fetch_add(1, std::memory_order_relaxed);
+  const int64_t limit = config_.alert_retry_limit;
+  LOG(WARNING) << "retry alert: gid " << alert.gid << " (" << alert.trans_type
+               << ", " << alert.status << ") branch " << alert.branch_id << " "
+               << alert.op << " " << alert.url << ": " << alert.retry_count
+               << " retries (--alert_retry_limit " << limit
+               << "; next alert at " << alert.retry_count * 2
+               << "), last answer " << StatusCodeName(alert.last_code) << ": "
+               << alert.last_error;
+  if (webhook_ != nullptr) webhook_->Post(RetryAlertJson(alert));
 }
 
 Engine::Stats Engine::GetStats() {
@@ -133,6 +156,13 @@ Engine::Stats Engine::GetStats() {
     stats.pending_writes = pending_writes_;
   }
   stats.timers = static_cast<int64_t>(timers_.size());
+  stats.retry_alerts = retry_alerts_.load(std::memory_order_relaxed);
+  if (webhook_ != nullptr) {
+    const AlertWebhook::Stats posts = webhook_->GetStats();
+    stats.alerts_posted = posts.sent;
+    stats.alert_posts_failed = posts.failed;
+    stats.alert_posts_dropped = posts.dropped;
+  }
   return stats;
 }
 

@@ -35,6 +35,7 @@
 #include "server/config.h"
 #include "server/executor.h"
 #include "server/request_validation.h"
+#include "server/retry_alert.h"
 #include "server/timer_queue.h"
 #include "server/txn/mode.h"
 #include "storage/store.h"
@@ -100,6 +101,11 @@ class Engine {
   // stops the engine's threads. Always returns. Idempotent.
   void Shutdown();
 
+  // A branch's retries reached an alert point (server/retry_alert.h): logs
+  // it at WARNING, counts it and queues it for the webhook, if any. Never
+  // blocks.
+  void RaiseRetryAlert(RetryAlert alert);
+
   // Submit: creates the transaction as submitted, durably, then drives it;
   // for an existing gid the Submit is a command to its runner (a prepared
   // transaction moves to submitted, durably). `done` gets OK once stored
@@ -161,6 +167,12 @@ class Engine {
     int64_t live_runners = 0;    // runner objects alive (incl. retiring).
     int64_t pending_writes = 0;  // engine-issued creates not completed.
     int64_t timers = 0;          // timers pending in the timer queue.
+    // Retry alerts raised (RaiseRetryAlert), and what became of their
+    // webhook posts (those stay 0 without --alert_webhook).
+    int64_t retry_alerts = 0;
+    int64_t alerts_posted = 0;
+    int64_t alert_posts_failed = 0;
+    int64_t alert_posts_dropped = 0;
   };
   Stats GetStats();
 
@@ -271,6 +283,9 @@ class Engine {
   // closures post to the pool: declared after it.
   TimerQueue timers_;
   ThreadPool pool_;
+
+  std::atomic<int64_t> retry_alerts_{0};
+  std::unique_ptr<AlertWebhook> webhook_;  // null without --alert_webhook.
 };
 
 }  // namespace dtmd

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "server/request_validation.h"
+#include "server/retry_alert.h"
 #include "server/txn/outcome.h"
 
 namespace dtmd {
@@ -393,14 +394,43 @@ void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
           << answer.code << " " << answer.message << ")";
   txn::RetryPolicy policy;
   policy.max_interval_s = engine_->config().max_retry_interval_s;
+  const std::string status_before = branch.status();
   const bool deferred =
       mode_->ApplyAnswer(&trans_, &branch, outcome, answer.message,
                          engine_->clock()->NowMs(), policy);
+  // A mode records a non-OK answer's message as last_error exactly when the
+  // answer counts: the branch is retried (deferred) or has ended on it. Its
+  // code goes with it.
+  if (answer.code != 0 && (deferred || branch.status() != status_before)) {
+    branch.set_last_code(answer.code);
+  }
+  if (deferred && outcome != txn::BranchOutcome::kOngoing) {
+    MaybeAlert(branch);
+  }
   call_state_[position] =
       deferred ? txn::CallState::kDeferred : txn::CallState::kIdle;
   dirty_branches_.push_back(position);
   if (trans_.status() != stored_status_) trans_dirty_ = true;
   Step();
+}
+
+void TransactionRunner::MaybeAlert(const BranchRecord& branch) {
+  // call_count counts the first call too: the rest are retries.
+  const int64_t retries = branch.call_count() - 1;
+  if (!IsRetryAlertPoint(retries, engine_->config().alert_retry_limit)) {
+    return;
+  }
+  RetryAlert alert;
+  alert.gid = gid_;
+  alert.trans_type = trans_.trans_type();
+  alert.status = trans_.status();
+  alert.branch_id = branch.branch_id();
+  alert.op = branch.op();
+  alert.url = branch.url();
+  alert.last_error = branch.last_error();
+  alert.last_code = branch.last_code();
+  alert.retry_count = retries;
+  engine_->RaiseRetryAlert(std::move(alert));
 }
 
 void TransactionRunner::OnQueryAnswer(const std::string& op,
@@ -423,6 +453,12 @@ void TransactionRunner::OnQueryAnswer(const std::string& op,
   policy.max_interval_s = engine_->config().max_retry_interval_s;
   const bool deferred = mode_->ApplyQueryAnswer(
       &trans_, outcome, answer.message, engine_->clock()->NowMs(), policy);
+  if (answer.code != 0) {
+    // Not a branch record: the check-back's last error is the
+    // transaction's, so that a msg stuck prepared says why.
+    trans_.set_last_query_error(answer.message);
+    trans_.set_last_query_code(answer.code);
+  }
   query_state_ = deferred ? txn::CallState::kDeferred : txn::CallState::kIdle;
   trans_dirty_ = true;
   Step();
@@ -441,6 +477,7 @@ void TransactionRunner::Persist(bool synced) {
     state.set_finish_time_ms(branch.finish_time_ms());
     state.set_last_error(branch.last_error());
     state.set_call_count(branch.call_count());
+    state.set_last_code(branch.last_code());
   }
   dirty_branches_.clear();
   // Writes complete in issue order, so the runner waits only for the writes

@@ -84,6 +84,9 @@ class TransactionRunner
               std::function<void(BranchAnswer)> on_answer);
   void OnAnswer(int position, BranchAnswer answer);
   void OnQueryAnswer(const std::string& op, BranchAnswer answer);
+  // After a branch's answer that makes it be retried with backoff: raises
+  // the retry alert when its retries reach an alert point.
+  void MaybeAlert(const storage::v1::BranchRecord& branch);
   // Adds branches a command registered (written with the next synced
   // write).
   void AddBranches(std::vector<storage::v1::BranchRecord> added);

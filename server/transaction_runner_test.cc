@@ -660,6 +660,47 @@ TEST_F(RunnerTest, ShutdownCancelsCallsThatOutlastIt) {
   EXPECT_EQ(Status("s2"), storage::kStatusSubmitted);
 }
 
+TEST_F(RunnerTest, RecordsTheLastCodeAndRaisesRetryAlertsAtDoublings) {
+  config_.alert_retry_limit = 2;
+  invoker_->SetCode("do0", 14);  // UNAVAILABLE: retried with backoff.
+  StartEngine();
+  NewTransaction txn = Fake("alerts", storage::kStatusSubmitted);
+  // No retry of its own within the test: each one is a RetryNow.
+  txn.trans.mutable_options()->set_retry_interval_s(3600);
+  txn.trans.set_next_cron_interval_s(3600);
+  ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                engine_->Submit(std::move(txn), false, std::move(done));
+              })).ok());
+  auto do_branch = [&]() {
+    BranchRecord found;
+    auto branches = store_->GetBranches("alerts");
+    if (!branches.ok()) return found;
+    for (const BranchRecord& b : *branches) {
+      if (b.op() == "do") found = b;
+    }
+    return found;
+  };
+  // Alert points for limit 2: retries 2, 4, 8.
+  const std::vector<int64_t> alerts_after_call = {0, 0, 1, 1, 2, 2, 2, 2, 3};
+  for (int64_t n = 1; n <= 9; ++n) {
+    ASSERT_TRUE(WaitUntil([&] { return do_branch().call_count() == n; }))
+        << "call " << n;
+    EXPECT_EQ(engine_->GetStats().retry_alerts, alerts_after_call[n - 1])
+        << "after call " << n;
+    if (n < 9) {
+      ASSERT_TRUE(Wait(Start([&](ReplyCallback done) {
+                    engine_->RetryNow("alerts", std::move(done));
+                  })).ok());
+    }
+  }
+  const BranchRecord b = do_branch();
+  EXPECT_EQ(b.last_code(), 14);
+  EXPECT_EQ(b.last_error(), "scripted");
+  // No webhook configured: nothing posted, nothing dropped.
+  EXPECT_EQ(engine_->GetStats().alerts_posted, 0);
+  EXPECT_EQ(engine_->GetStats().alert_posts_dropped, 0);
+}
+
 }  // namespace
 
 TEST_F(RunnerTest, RegisteredBranchesAreDurableBeforeTheReplyAndThenCalled) {

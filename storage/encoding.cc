@@ -98,6 +98,7 @@ BranchState StateOf(const BranchRecord& branch) {
   state.set_finish_time_ms(branch.finish_time_ms());
   state.set_last_error(branch.last_error());
   state.set_call_count(branch.call_count());
+  state.set_last_code(branch.last_code());
   return state;
 }
 
@@ -134,6 +135,7 @@ BranchRecord MergeBranch(absl::string_view gid, int32_t position,
   branch.set_finish_time_ms(state.finish_time_ms());
   branch.set_last_error(state.last_error());
   branch.set_call_count(state.call_count());
+  branch.set_last_code(state.last_code());
   return branch;
 }
 

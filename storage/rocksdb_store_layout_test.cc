@@ -47,6 +47,7 @@ TEST_F(LayoutTest, BranchAnswerRewritesItsStateNotItsPayload) {
   answered.set_status("failed");
   answered.set_last_error("boom");
   answered.set_call_count(7);
+  answered.set_last_code(14);
   const int64_t before = WalBytes();
   StatusWaiter put;
   store_->PutBranches("g1", {answered}, Durability::kNoSync, put.Callback());
@@ -58,6 +59,7 @@ TEST_F(LayoutTest, BranchAnswerRewritesItsStateNotItsPayload) {
   EXPECT_EQ(branches[0].status(), "failed");
   EXPECT_EQ(branches[0].last_error(), "boom");
   EXPECT_EQ(branches[0].call_count(), 7);
+  EXPECT_EQ(branches[0].last_code(), 14);
   EXPECT_EQ(branches[0].bin_data().size(), static_cast<size_t>(kMiB));
 }
 

@@ -113,9 +113,10 @@ class Store {
                                  StatusCallback done) = 0;
 
   // UpdateTransaction and PutBranches write a branch's mutable state only
-  // (status, finish_time_ms, last_error, call_count); what was set at its
-  // creation (branch_id, op, url, bin_data, create_time_ms) is ignored and
-  // may be left empty, so that an answer never copies or rewrites a payload.
+  // (status, finish_time_ms, last_error, last_code, call_count); what was
+  // set at its creation (branch_id, op, url, bin_data, create_time_ms) is
+  // ignored and may be left empty, so that an answer never copies or
+  // rewrites a payload.
   //
   // Writes `branches` (each at its position()) of gid unconditionally: for
   // the owner of a transaction recording branch results that change nothing

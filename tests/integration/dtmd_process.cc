@@ -209,6 +209,16 @@ DtmdProcess::GetTransaction(const std::string& gid) const {
   return reply;
 }
 
+grpc::Status DtmdProcess::RetryNow(const std::string& gid) const {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  dtmd::admin::v1::RetryNowRequest request;
+  request.set_gid(gid);
+  dtmd::admin::v1::RetryNowReply reply;
+  return admin_->RetryNow(&context, request, &reply);
+}
+
 absl::StatusOr<dtmd::admin::v1::GetTransactionReply> DtmdProcess::WaitForStatus(
     const std::string& gid, const std::vector<std::string>& statuses,
     absl::Duration timeout) const {

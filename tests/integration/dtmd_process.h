@@ -91,6 +91,8 @@ class DtmdProcess {
       const std::string& what, absl::Duration timeout) const;
   absl::StatusOr<dtmd::admin::v1::GetTransactionReply> GetTransaction(
       const std::string& gid) const;
+  // Admin RetryNow: drives the transaction now.
+  grpc::Status RetryNow(const std::string& gid) const;
   // Polls the admin service until the transaction is final (succeed or
   // failed) or `deadline` passed. NOT_FOUND at once when dtmd does not have
   // the gid (it answers from its store: no use waiting); DEADLINE_EXCEEDED

@@ -67,17 +67,26 @@ func (x *GetTransactionRequest) GetGid() string {
 	return ""
 }
 
+// A branch and how its calls went. dtmd schedules retries per transaction:
+// a branch waiting for a retry is called again at its transaction's
+// next_cron_time_ms.
 type Branch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BranchId      string                 `protobuf:"bytes,1,opt,name=branch_id,json=branchId,proto3" json:"branch_id,omitempty"`
-	Op            string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
-	Url           string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
-	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	LastError     string                 `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	CallCount     int64                  `protobuf:"varint,6,opt,name=call_count,json=callCount,proto3" json:"call_count,omitempty"`
-	FinishTimeMs  int64                  `protobuf:"varint,7,opt,name=finish_time_ms,json=finishTimeMs,proto3" json:"finish_time_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BranchId string                 `protobuf:"bytes,1,opt,name=branch_id,json=branchId,proto3" json:"branch_id,omitempty"`
+	Op       string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	Url      string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Status   string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// The message of the branch's last non-OK answer ("" if none).
+	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Calls made (attempts), the first included.
+	CallCount    int64 `protobuf:"varint,6,opt,name=call_count,json=callCount,proto3" json:"call_count,omitempty"`
+	FinishTimeMs int64 `protobuf:"varint,7,opt,name=finish_time_ms,json=finishTimeMs,proto3" json:"finish_time_ms,omitempty"`
+	// The gRPC status code of that answer: its name ("UNAVAILABLE") and
+	// number (14); "" and 0 if none.
+	LastCode       string `protobuf:"bytes,8,opt,name=last_code,json=lastCode,proto3" json:"last_code,omitempty"`
+	LastCodeNumber int32  `protobuf:"varint,9,opt,name=last_code_number,json=lastCodeNumber,proto3" json:"last_code_number,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Branch) Reset() {
@@ -159,6 +168,20 @@ func (x *Branch) GetFinishTimeMs() int64 {
 	return 0
 }
 
+func (x *Branch) GetLastCode() string {
+	if x != nil {
+		return x.LastCode
+	}
+	return ""
+}
+
+func (x *Branch) GetLastCodeNumber() int32 {
+	if x != nil {
+		return x.LastCodeNumber
+	}
+	return 0
+}
+
 type Transaction struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Gid               string                 `protobuf:"bytes,1,opt,name=gid,proto3" json:"gid,omitempty"`
@@ -172,8 +195,13 @@ type Transaction struct {
 	NextCronIntervalS int64                  `protobuf:"varint,9,opt,name=next_cron_interval_s,json=nextCronIntervalS,proto3" json:"next_cron_interval_s,omitempty"`
 	RetryCount        int64                  `protobuf:"varint,10,opt,name=retry_count,json=retryCount,proto3" json:"retry_count,omitempty"`
 	CustomedData      string                 `protobuf:"bytes,11,opt,name=customed_data,json=customedData,proto3" json:"customed_data,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The last non-OK answer of the check-back (msg QueryPrepared, workflow):
+	// message, code name and number; "" and 0 if none.
+	LastQueryError      string `protobuf:"bytes,12,opt,name=last_query_error,json=lastQueryError,proto3" json:"last_query_error,omitempty"`
+	LastQueryCode       string `protobuf:"bytes,13,opt,name=last_query_code,json=lastQueryCode,proto3" json:"last_query_code,omitempty"`
+	LastQueryCodeNumber int32  `protobuf:"varint,14,opt,name=last_query_code_number,json=lastQueryCodeNumber,proto3" json:"last_query_code_number,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -281,6 +309,27 @@ func (x *Transaction) GetCustomedData() string {
 		return x.CustomedData
 	}
 	return ""
+}
+
+func (x *Transaction) GetLastQueryError() string {
+	if x != nil {
+		return x.LastQueryError
+	}
+	return ""
+}
+
+func (x *Transaction) GetLastQueryCode() string {
+	if x != nil {
+		return x.LastQueryCode
+	}
+	return ""
+}
+
+func (x *Transaction) GetLastQueryCodeNumber() int32 {
+	if x != nil {
+		return x.LastQueryCodeNumber
+	}
+	return 0
 }
 
 type GetTransactionReply struct {
@@ -651,6 +700,216 @@ func (*ForceStopReply) Descriptor() ([]byte, []int) {
 	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
+type ListTopicsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"` // 0: 100; at most 1000.
+	// next_page_token of the previous reply; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopicsRequest) Reset() {
+	*x = ListTopicsRequest{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopicsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopicsRequest) ProtoMessage() {}
+
+func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
+func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListTopicsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTopicsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type Subscriber struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Remark        string                 `protobuf:"bytes,2,opt,name=remark,proto3" json:"remark,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscriber) Reset() {
+	*x = Subscriber{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscriber) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscriber) ProtoMessage() {}
+
+func (x *Subscriber) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscriber.ProtoReflect.Descriptor instead.
+func (*Subscriber) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Subscriber) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Subscriber) GetRemark() string {
+	if x != nil {
+		return x.Remark
+	}
+	return ""
+}
+
+type Topic struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Subscribers   []*Subscriber          `protobuf:"bytes,2,rep,name=subscribers,proto3" json:"subscribers,omitempty"` // in subscription order.
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Topic) Reset() {
+	*x = Topic{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Topic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Topic) ProtoMessage() {}
+
+func (x *Topic) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Topic.ProtoReflect.Descriptor instead.
+func (*Topic) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Topic) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Topic) GetSubscribers() []*Subscriber {
+	if x != nil {
+		return x.Subscribers
+	}
+	return nil
+}
+
+type ListTopicsReply struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Topics []*Topic               `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"` // by name (bytewise).
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopicsReply) Reset() {
+	*x = ListTopicsReply{}
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopicsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopicsReply) ProtoMessage() {}
+
+func (x *ListTopicsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopicsReply.ProtoReflect.Descriptor instead.
+func (*ListTopicsReply) Descriptor() ([]byte, []int) {
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListTopicsReply) GetTopics() []*Topic {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *ListTopicsReply) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type VersionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -659,7 +918,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +930,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +943,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 type VersionReply struct {
@@ -696,7 +955,7 @@ type VersionReply struct {
 
 func (x *VersionReply) Reset() {
 	*x = VersionReply{}
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +967,7 @@ func (x *VersionReply) String() string {
 func (*VersionReply) ProtoMessage() {}
 
 func (x *VersionReply) ProtoReflect() protoreflect.Message {
-	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_dtmd_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +980,7 @@ func (x *VersionReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionReply.ProtoReflect.Descriptor instead.
 func (*VersionReply) Descriptor() ([]byte, []int) {
-	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_dtmd_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VersionReply) GetVersion() string {
@@ -737,7 +996,7 @@ const file_dtmd_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x19dtmd/admin/v1/admin.proto\x12\rdtmd.admin.v1\")\n" +
 	"\x15GetTransactionRequest\x12\x10\n" +
-	"\x03gid\x18\x01 \x01(\tR\x03gid\"\xc3\x01\n" +
+	"\x03gid\x18\x01 \x01(\tR\x03gid\"\x8a\x02\n" +
 	"\x06Branch\x12\x1b\n" +
 	"\tbranch_id\x18\x01 \x01(\tR\bbranchId\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x10\n" +
@@ -747,7 +1006,9 @@ const file_dtmd_admin_v1_admin_proto_rawDesc = "" +
 	"last_error\x18\x05 \x01(\tR\tlastError\x12\x1d\n" +
 	"\n" +
 	"call_count\x18\x06 \x01(\x03R\tcallCount\x12$\n" +
-	"\x0efinish_time_ms\x18\a \x01(\x03R\ffinishTimeMs\"\x93\x03\n" +
+	"\x0efinish_time_ms\x18\a \x01(\x03R\ffinishTimeMs\x12\x1b\n" +
+	"\tlast_code\x18\b \x01(\tR\blastCode\x12(\n" +
+	"\x10last_code_number\x18\t \x01(\x05R\x0elastCodeNumber\"\x9a\x04\n" +
 	"\vTransaction\x12\x10\n" +
 	"\x03gid\x18\x01 \x01(\tR\x03gid\x12\x1d\n" +
 	"\n" +
@@ -762,7 +1023,10 @@ const file_dtmd_admin_v1_admin_proto_rawDesc = "" +
 	"\vretry_count\x18\n" +
 	" \x01(\x03R\n" +
 	"retryCount\x12#\n" +
-	"\rcustomed_data\x18\v \x01(\tR\fcustomedData\"\x86\x01\n" +
+	"\rcustomed_data\x18\v \x01(\tR\fcustomedData\x12(\n" +
+	"\x10last_query_error\x18\f \x01(\tR\x0elastQueryError\x12&\n" +
+	"\x0flast_query_code\x18\r \x01(\tR\rlastQueryCode\x123\n" +
+	"\x16last_query_code_number\x18\x0e \x01(\x05R\x13lastQueryCodeNumber\"\x86\x01\n" +
 	"\x13GetTransactionReply\x12<\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1a.dtmd.admin.v1.TransactionR\vtransaction\x121\n" +
 	"\bbranches\x18\x02 \x03(\v2\x15.dtmd.admin.v1.BranchR\bbranches\"\x81\x02\n" +
@@ -786,15 +1050,31 @@ const file_dtmd_admin_v1_admin_proto_rawDesc = "" +
 	"\x10ForceStopRequest\x12\x10\n" +
 	"\x03gid\x18\x01 \x01(\tR\x03gid\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x10\n" +
-	"\x0eForceStopReply\"\x10\n" +
+	"\x0eForceStopReply\"O\n" +
+	"\x11ListTopicsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"6\n" +
+	"\n" +
+	"Subscriber\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06remark\x18\x02 \x01(\tR\x06remark\"X\n" +
+	"\x05Topic\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
+	"\vsubscribers\x18\x02 \x03(\v2\x19.dtmd.admin.v1.SubscriberR\vsubscribers\"g\n" +
+	"\x0fListTopicsReply\x12,\n" +
+	"\x06topics\x18\x01 \x03(\v2\x14.dtmd.admin.v1.TopicR\x06topics\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x10\n" +
 	"\x0eVersionRequest\"(\n" +
 	"\fVersionReply\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion2\xad\x03\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion2\xff\x03\n" +
 	"\x05Admin\x12\\\n" +
 	"\x0eGetTransaction\x12$.dtmd.admin.v1.GetTransactionRequest\x1a\".dtmd.admin.v1.GetTransactionReply\"\x00\x12b\n" +
 	"\x10ListTransactions\x12&.dtmd.admin.v1.ListTransactionsRequest\x1a$.dtmd.admin.v1.ListTransactionsReply\"\x00\x12J\n" +
 	"\bRetryNow\x12\x1e.dtmd.admin.v1.RetryNowRequest\x1a\x1c.dtmd.admin.v1.RetryNowReply\"\x00\x12M\n" +
-	"\tForceStop\x12\x1f.dtmd.admin.v1.ForceStopRequest\x1a\x1d.dtmd.admin.v1.ForceStopReply\"\x00\x12G\n" +
+	"\tForceStop\x12\x1f.dtmd.admin.v1.ForceStopRequest\x1a\x1d.dtmd.admin.v1.ForceStopReply\"\x00\x12P\n" +
+	"\n" +
+	"ListTopics\x12 .dtmd.admin.v1.ListTopicsRequest\x1a\x1e.dtmd.admin.v1.ListTopicsReply\"\x00\x12G\n" +
 	"\aVersion\x12\x1d.dtmd.admin.v1.VersionRequest\x1a\x1b.dtmd.admin.v1.VersionReply\"\x00B@\n" +
 	"\x10io.dtmd.admin.v1P\x01Z*github.com/dtmd/dtmd/client_stubs/go/adminb\x06proto3"
 
@@ -810,7 +1090,7 @@ func file_dtmd_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_dtmd_admin_v1_admin_proto_rawDescData
 }
 
-var file_dtmd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_dtmd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_dtmd_admin_v1_admin_proto_goTypes = []any{
 	(*GetTransactionRequest)(nil),   // 0: dtmd.admin.v1.GetTransactionRequest
 	(*Branch)(nil),                  // 1: dtmd.admin.v1.Branch
@@ -822,28 +1102,36 @@ var file_dtmd_admin_v1_admin_proto_goTypes = []any{
 	(*RetryNowReply)(nil),           // 7: dtmd.admin.v1.RetryNowReply
 	(*ForceStopRequest)(nil),        // 8: dtmd.admin.v1.ForceStopRequest
 	(*ForceStopReply)(nil),          // 9: dtmd.admin.v1.ForceStopReply
-	(*VersionRequest)(nil),          // 10: dtmd.admin.v1.VersionRequest
-	(*VersionReply)(nil),            // 11: dtmd.admin.v1.VersionReply
+	(*ListTopicsRequest)(nil),       // 10: dtmd.admin.v1.ListTopicsRequest
+	(*Subscriber)(nil),              // 11: dtmd.admin.v1.Subscriber
+	(*Topic)(nil),                   // 12: dtmd.admin.v1.Topic
+	(*ListTopicsReply)(nil),         // 13: dtmd.admin.v1.ListTopicsReply
+	(*VersionRequest)(nil),          // 14: dtmd.admin.v1.VersionRequest
+	(*VersionReply)(nil),            // 15: dtmd.admin.v1.VersionReply
 }
 var file_dtmd_admin_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: dtmd.admin.v1.GetTransactionReply.transaction:type_name -> dtmd.admin.v1.Transaction
 	1,  // 1: dtmd.admin.v1.GetTransactionReply.branches:type_name -> dtmd.admin.v1.Branch
 	2,  // 2: dtmd.admin.v1.ListTransactionsReply.transactions:type_name -> dtmd.admin.v1.Transaction
-	0,  // 3: dtmd.admin.v1.Admin.GetTransaction:input_type -> dtmd.admin.v1.GetTransactionRequest
-	4,  // 4: dtmd.admin.v1.Admin.ListTransactions:input_type -> dtmd.admin.v1.ListTransactionsRequest
-	6,  // 5: dtmd.admin.v1.Admin.RetryNow:input_type -> dtmd.admin.v1.RetryNowRequest
-	8,  // 6: dtmd.admin.v1.Admin.ForceStop:input_type -> dtmd.admin.v1.ForceStopRequest
-	10, // 7: dtmd.admin.v1.Admin.Version:input_type -> dtmd.admin.v1.VersionRequest
-	3,  // 8: dtmd.admin.v1.Admin.GetTransaction:output_type -> dtmd.admin.v1.GetTransactionReply
-	5,  // 9: dtmd.admin.v1.Admin.ListTransactions:output_type -> dtmd.admin.v1.ListTransactionsReply
-	7,  // 10: dtmd.admin.v1.Admin.RetryNow:output_type -> dtmd.admin.v1.RetryNowReply
-	9,  // 11: dtmd.admin.v1.Admin.ForceStop:output_type -> dtmd.admin.v1.ForceStopReply
-	11, // 12: dtmd.admin.v1.Admin.Version:output_type -> dtmd.admin.v1.VersionReply
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	11, // 3: dtmd.admin.v1.Topic.subscribers:type_name -> dtmd.admin.v1.Subscriber
+	12, // 4: dtmd.admin.v1.ListTopicsReply.topics:type_name -> dtmd.admin.v1.Topic
+	0,  // 5: dtmd.admin.v1.Admin.GetTransaction:input_type -> dtmd.admin.v1.GetTransactionRequest
+	4,  // 6: dtmd.admin.v1.Admin.ListTransactions:input_type -> dtmd.admin.v1.ListTransactionsRequest
+	6,  // 7: dtmd.admin.v1.Admin.RetryNow:input_type -> dtmd.admin.v1.RetryNowRequest
+	8,  // 8: dtmd.admin.v1.Admin.ForceStop:input_type -> dtmd.admin.v1.ForceStopRequest
+	10, // 9: dtmd.admin.v1.Admin.ListTopics:input_type -> dtmd.admin.v1.ListTopicsRequest
+	14, // 10: dtmd.admin.v1.Admin.Version:input_type -> dtmd.admin.v1.VersionRequest
+	3,  // 11: dtmd.admin.v1.Admin.GetTransaction:output_type -> dtmd.admin.v1.GetTransactionReply
+	5,  // 12: dtmd.admin.v1.Admin.ListTransactions:output_type -> dtmd.admin.v1.ListTransactionsReply
+	7,  // 13: dtmd.admin.v1.Admin.RetryNow:output_type -> dtmd.admin.v1.RetryNowReply
+	9,  // 14: dtmd.admin.v1.Admin.ForceStop:output_type -> dtmd.admin.v1.ForceStopReply
+	13, // 15: dtmd.admin.v1.Admin.ListTopics:output_type -> dtmd.admin.v1.ListTopicsReply
+	15, // 16: dtmd.admin.v1.Admin.Version:output_type -> dtmd.admin.v1.VersionReply
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_dtmd_admin_v1_admin_proto_init() }
@@ -857,7 +1145,7 @@ func file_dtmd_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dtmd_admin_v1_admin_proto_rawDesc), len(file_dtmd_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

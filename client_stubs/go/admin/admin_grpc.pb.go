@@ -25,6 +25,7 @@ const (
 	Admin_ListTransactions_FullMethodName = "/dtmd.admin.v1.Admin/ListTransactions"
 	Admin_RetryNow_FullMethodName         = "/dtmd.admin.v1.Admin/RetryNow"
 	Admin_ForceStop_FullMethodName        = "/dtmd.admin.v1.Admin/ForceStop"
+	Admin_ListTopics_FullMethodName       = "/dtmd.admin.v1.Admin/ListTopics"
 	Admin_Version_FullMethodName          = "/dtmd.admin.v1.Admin/Version"
 )
 
@@ -47,6 +48,10 @@ type AdminClient interface {
 	// as they are (nothing is compensated). NOT_FOUND for an unknown gid;
 	// FAILED_PRECONDITION for a final one.
 	ForceStop(ctx context.Context, in *ForceStopRequest, opts ...grpc.CallOption) (*ForceStopReply, error)
+	// Every topic with its subscribers, by name, a page at a time.
+	// INVALID_ARGUMENT for a bad page_size.
+	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsReply, error)
+	// The version of this dtmd binary.
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionReply, error)
 }
 
@@ -98,6 +103,16 @@ func (c *adminClient) ForceStop(ctx context.Context, in *ForceStopRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTopicsReply)
+	err := c.cc.Invoke(ctx, Admin_ListTopics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VersionReply)
@@ -127,6 +142,10 @@ type AdminServer interface {
 	// as they are (nothing is compensated). NOT_FOUND for an unknown gid;
 	// FAILED_PRECONDITION for a final one.
 	ForceStop(context.Context, *ForceStopRequest) (*ForceStopReply, error)
+	// Every topic with its subscribers, by name, a page at a time.
+	// INVALID_ARGUMENT for a bad page_size.
+	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsReply, error)
+	// The version of this dtmd binary.
 	Version(context.Context, *VersionRequest) (*VersionReply, error)
 	mustEmbedUnimplementedAdminServer()
 }
@@ -149,6 +168,9 @@ func (UnimplementedAdminServer) RetryNow(context.Context, *RetryNowRequest) (*Re
 }
 func (UnimplementedAdminServer) ForceStop(context.Context, *ForceStopRequest) (*ForceStopReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ForceStop not implemented")
+}
+func (UnimplementedAdminServer) ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTopics not implemented")
 }
 func (UnimplementedAdminServer) Version(context.Context, *VersionRequest) (*VersionReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Version not implemented")
@@ -246,6 +268,24 @@ func _Admin_ForceStop_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListTopics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTopicsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListTopics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListTopics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListTopics(ctx, req.(*ListTopicsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_Version_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VersionRequest)
 	if err := dec(in); err != nil {
@@ -286,6 +326,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ForceStop",
 			Handler:    _Admin_ForceStop_Handler,
+		},
+		{
+			MethodName: "ListTopics",
+			Handler:    _Admin_ListTopics_Handler,
 		},
 		{
 			MethodName: "Version",
