@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libgoogle-glog-dev libgflags-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev python3
-  libjemalloc-dev
+  libjemalloc-dev prometheus-cpp-dev
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/engine.h"
+#include "server/metrics.h"
 #include "storage/store.h"
 
 namespace dtmd {
@@ -31,6 +32,8 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  // The metrics port (0 when metrics are off).
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
  private:
   Server() = default;
@@ -39,11 +42,14 @@ class Server {
   // kExitStoreFailed when the store has stopped writing for good.
   void WatchStore();
   void StopWatchingStore();
+  // Sets the metrics' sampled gauges (runs at each scrape).
+  void SampleMetrics();
 
   int port_ = 0;
   bool shut_down_ = false;
   // Destroyed in reverse order: the gRPC server, then the engine, then the
-  // store the engine writes to.
+  // store the engine writes to, then the metrics all of them record into.
+  std::unique_ptr<Metrics> metrics_;  // null when metrics are off.
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<GrpcBranchInvoker> invoker_;
   std::unique_ptr<Engine> engine_;
