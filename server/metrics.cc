@@ -19,7 +19,7 @@ using prometheus::Counter;
 using prometheus::Histogram;
 
 constexpr const char* kTransTypeNames[Metrics::kTransTypes] = {
-    "saga", "msg", "tcc", "xa", "workflow", "other"};
+    "saga", "msg", "tcc", "xa", "workflow"};
 constexpr const char* kOpNames[Metrics::kOps] = {
     "action", "compensate", "confirm", "cancel",
     "commit", "rollback",   "msg",     "other"};
@@ -289,10 +289,10 @@ void Metrics::RequestDone(MethodSeries* method, int code, double seconds) {
 }
 
 int Metrics::TransTypeIndex(absl::string_view trans_type) {
-  for (int i = 0; i < kTransTypes - 1; ++i) {
+  for (int i = 0; i < kTransTypes; ++i) {
     if (trans_type == kTransTypeNames[i]) return i;
   }
-  return kTransTypes - 1;
+  return -1;
 }
 
 int Metrics::OpIndex(absl::string_view op) {
@@ -303,12 +303,14 @@ int Metrics::OpIndex(absl::string_view op) {
 }
 
 void Metrics::TransactionStarted(absl::string_view trans_type) {
-  trans_started_[TransTypeIndex(trans_type)]->Increment();
+  const int t = TransTypeIndex(trans_type);
+  if (t >= 0) trans_started_[t]->Increment();
 }
 
 void Metrics::TransactionFinished(absl::string_view trans_type, bool succeeded,
                                   double seconds) {
   const int t = TransTypeIndex(trans_type);
+  if (t < 0) return;
   trans_finished_[t][succeeded ? 0 : 1]->Increment();
   trans_duration_[t]->Observe(seconds < 0 ? 0 : seconds);
 }
@@ -316,6 +318,7 @@ void Metrics::TransactionFinished(absl::string_view trans_type, bool succeeded,
 void Metrics::BranchCalled(absl::string_view trans_type, absl::string_view op,
                            txn::BranchOutcome outcome, double seconds) {
   const int t = TransTypeIndex(trans_type);
+  if (t < 0) return;
   const int o = OpIndex(op);
   const int r = static_cast<int>(outcome);
   Cached(branch_calls_[(t * kOps + o) * kOutcomes + r], [&]() -> Counter& {

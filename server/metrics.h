@@ -82,8 +82,9 @@ class Metrics final : public storage::WriteObserver {
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
   NewRequestInterceptorFactory(const std::vector<std::string>& services);
 
-  // Recorders. `trans_type` and `op` outside the known set are counted as
-  // "other".
+  // Recorders. A `trans_type` outside the registered modes is not counted
+  // (the engine stores no such transaction); an `op` outside the known set
+  // is counted as "other".
   // A transaction was stored (created).
   void TransactionStarted(absl::string_view trans_type);
   // A transaction's final status (succeed or failed) was stored; `seconds`
@@ -113,11 +114,12 @@ class Metrics final : public storage::WriteObserver {
                               const prometheus::Labels& labels = {});
 
   // Label value sets (indexes into the slot arrays).
-  static constexpr int kTransTypes = 6;  // saga msg tcc xa workflow other
+  static constexpr int kTransTypes = 5;  // saga msg tcc xa workflow
   static constexpr int kOps = 8;  // action compensate confirm cancel commit
                                   // rollback msg other
   static constexpr int kOutcomes = 4;
   static constexpr int kGrpcCodes = 17;
+  // -1 for a trans type outside the set.
   static int TransTypeIndex(absl::string_view trans_type);
   static int OpIndex(absl::string_view op);
 
