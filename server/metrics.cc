@@ -10,7 +10,6 @@
 #include "grpcpp/grpcpp.h"
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
-#include "prometheus/text_serializer.h"
 
 namespace dtmd {
 namespace {
@@ -248,10 +247,6 @@ int Metrics::port() const { return port_; }
 void Metrics::SetSampler(std::function<void()> sampler) {
   absl::MutexLock lock(&sampler_mu_);
   sampler_ = std::move(sampler);
-}
-
-std::string Metrics::Render() {
-  return prometheus::TextSerializer().Serialize(collector_->Collect());
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>

@@ -73,9 +73,6 @@ class Metrics final : public storage::WriteObserver {
   // function removes the sampler, waiting for a scrape that runs it.
   void SetSampler(std::function<void()> sampler);
 
-  // The text format a scrape returns (runs the sampler). For tests.
-  std::string Render();
-
   // Counts the calls of every method of the services in `services` (full
   // names, e.g. "dtmgimp.Dtm") by method and status code, with their
   // latency. Install on the gRPC server builder.
