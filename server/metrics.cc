@@ -227,9 +227,21 @@ Metrics::~Metrics() {
 }
 
 absl::Status Metrics::Serve(const std::string& host, int port) {
-  const std::string address = absl::StrCat(
-      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host,
-      ":", port);
+  // Debian's civetweb (prometheus-cpp's HTTP server) is built without IPv6:
+  // the IPv6 any and loopback addresses map to their IPv4 counterparts.
+  std::string ipv4_host = host;
+  if (host == "::") {
+    ipv4_host = "0.0.0.0";
+  } else if (host == "::1") {
+    ipv4_host = "127.0.0.1";
+  } else if (host.find(':') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics: the metrics endpoint listens on IPv4 only; --listen_address=",
+        host,
+        " has no IPv4 counterpart (use ::, ::1, an IPv4 address, or "
+        "--metrics_port=0)"));
+  }
+  const std::string address = absl::StrCat(ipv4_host, ":", port);
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address, 1);
   } catch (const std::exception& e) {

@@ -62,8 +62,9 @@ class Metrics final : public storage::WriteObserver {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Serves /metrics on host:port over HTTP (host as --listen_address: an
-  // IPv4 or IPv6 address). UNAVAILABLE if it cannot listen there.
+  // Serves /metrics on host:port over HTTP (host as --listen_address). IPv4
+  // only: "::" and "::1" stand for 0.0.0.0 and 127.0.0.1, another IPv6
+  // address is INVALID_ARGUMENT. UNAVAILABLE if it cannot listen there.
   absl::Status Serve(const std::string& host, int port);
   // The port served; 0 before Serve().
   int port() const;
