@@ -9,11 +9,12 @@
 // dtm_transaction_process_total, ...), so that dashboards made for DTM keep
 // working; the others are named dtmd_*.
 //
-// Recording is thread-safe and lock-free once a label set has been used:
-// prometheus-cpp's Family::Add takes the family's mutex, so every series is
-// looked up once and its pointer kept in a fixed slot indexed by small
-// enums (trans type, op, outcome, gRPC code, method), never in a map under
-// a lock.
+// Recording is thread-safe and takes no shared lock once a label set has
+// been used: prometheus-cpp's Family::Add takes the family's mutex, so every
+// series is looked up once and its pointer kept in a fixed slot indexed by
+// small enums (trans type, op, outcome, gRPC code, method), never in a map
+// under a lock. Counters are atomics; each histogram series has its own
+// short lock (prometheus-cpp's).
 //
 // Adding a metric: declare a member (`prometheus::Counter* foo_;`), create
 // it in the constructor with AddCounter/AddGauge (or a family for labelled
@@ -76,7 +77,8 @@ class Metrics final : public storage::WriteObserver {
 
   // Counts the calls of every method of the services in `services` (full
   // names, e.g. "dtmgimp.Dtm") by method and status code, with their
-  // latency. Install on the gRPC server builder.
+  // latency. Install on the gRPC server builder; call once, before the
+  // server starts (the method table is read without a lock afterwards).
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
   NewRequestInterceptorFactory(const std::vector<std::string>& services);
 
