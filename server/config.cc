@@ -13,8 +13,9 @@ ABSL_FLAG(std::string, listen_address, "0.0.0.0",
 ABSL_FLAG(int, grpc_port, 36790,
           "gRPC port; 0 lets the OS choose (env GRPC_PORT).");
 ABSL_FLAG(int, metrics_port, 8889,
-          "Port of the Prometheus metrics endpoint (HTTP, path /metrics), on "
-          "--listen_address; 0 disables metrics.");
+          "Port of the Prometheus metrics endpoint (HTTP, path /metrics) on "
+          "--listen_address (IPv4 only: :: and ::1 serve on 0.0.0.0 and "
+          "127.0.0.1); 0 disables metrics.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
