@@ -10,6 +10,7 @@ import sys
 import yaml
 
 GRPC_PORT = 36790
+METRICS_PORT = 8889
 
 
 def dtmd_settings(dtmd):
@@ -80,9 +81,19 @@ def main(rendered_path, dtmd):
         if not m or m.group(1) not in flags:
             problems.append(f"arg {arg} is not a dtmd setting flag")
 
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    if container_ports != {"grpc": GRPC_PORT, "metrics": METRICS_PORT}:
+        problems.append(f"container ports {container_ports}")
+    annotations = spec["template"]["metadata"].get("annotations", {})
+    if (annotations.get("prometheus.io/scrape") != "true"
+            or annotations.get("prometheus.io/port") != str(METRICS_PORT)):
+        problems.append(f"pod needs a Prometheus scrape annotation on {METRICS_PORT}")
     for svc in by_kind["Service"]:
         ports = [p["port"] for p in svc["spec"]["ports"]]
-        if ports != [GRPC_PORT]:
+        # The headless Service names the pod; only the client one has metrics.
+        want = [GRPC_PORT] if svc["spec"].get("clusterIP") == "None" else [
+            GRPC_PORT, METRICS_PORT]
+        if ports != want:
             problems.append(f"Service {svc['metadata']['name']} ports {ports}")
         if svc["spec"]["selector"] != labels:
             problems.append(f"Service {svc['metadata']['name']} does not select the pod")

@@ -60,7 +60,7 @@ fi
 mkdir -p "$work/dtmd"
 "$dtmd" --listen_address=127.0.0.1 --grpc_port=0 --port_file="$work/dtmd/port" \
   --data_dir="$work/dtmd/data" --retry_interval=1 --cron_interval=1 \
-  --max_retry_interval=2 >"$work/dtmd/log" 2>&1 &
+  --max_retry_interval=2 --metrics_port=0 >"$work/dtmd/log" 2>&1 &
 dtmd_pid=$!
 for _ in $(seq 100); do
   [ -s "$work/dtmd/port" ] && break

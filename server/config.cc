@@ -11,6 +11,10 @@
 ABSL_FLAG(std::string, listen_address, "0.0.0.0",
           "Address the gRPC server listens on.");
 ABSL_FLAG(int, grpc_port, 36790, "gRPC port; 0 lets the OS choose.");
+ABSL_FLAG(int, metrics_port, 8889,
+          "Port of the Prometheus metrics endpoint (HTTP, path /metrics) on "
+          "--listen_address (IPv4 only: :: and ::1 serve on 0.0.0.0 and "
+          "127.0.0.1); 0 disables metrics.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
@@ -206,6 +210,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   Config c;
   c.listen_address = absl::GetFlag(FLAGS_listen_address);
   c.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  c.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   c.port_file = absl::GetFlag(FLAGS_port_file);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
@@ -250,6 +255,10 @@ absl::StatusOr<Config> ConfigFromFlags() {
   if (c.grpc_port < 0 || c.grpc_port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("--grpc_port must be 0..65535, got ", c.grpc_port));
+  }
+  if (c.metrics_port < 0 || c.metrics_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_port must be 0..65535 (0: off), got ", c.metrics_port));
   }
   if (c.data_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir must not be empty");

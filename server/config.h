@@ -16,6 +16,9 @@ struct Config {
   std::string listen_address = "0.0.0.0";
   int grpc_port = 36790;  // 0: let the OS choose (see port_file).
   std::string port_file;  // if set, the bound port is written here.
+  // Prometheus metrics over HTTP on listen_address:metrics_port/metrics;
+  // 0: no metrics.
+  int metrics_port = 8889;
   std::string data_dir = "./data";
   std::string advertise_address;  // sent to branches as dtm-dtm.
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "glog/logging.h"
+#include "server/metrics.h"
 #include "server/transaction_runner.h"
 
 namespace dtmd {
@@ -48,11 +49,12 @@ bool Waiter::Finish(absl::Status status) {
 }
 
 Engine::Engine(const Config& config, storage::Store* store,
-               BranchInvoker* invoker, Clock* clock)
+               BranchInvoker* invoker, Clock* clock, Metrics* metrics)
     : config_(config),
       store_(store),
       invoker_(invoker),
       clock_(clock),
+      metrics_(metrics),
       timers_(clock),
       pool_(PoolSize(config)) {
   if (!config_.alert_webhook.empty()) {
@@ -239,6 +241,7 @@ void Engine::Submit(NewTransaction txn, bool wait_result, ReplyCallback done) {
       std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
       [this, submitted = std::move(submitted), done = std::move(done)](
           absl::StatusOr<storage::CreateResult> result) mutable {
+        CountCreated(result);
         if (submitted.decided && result.ok() && result->created) {
           // Stored final, never driven: only a reply, which does not block
           // (gRPC's Finish), so it is sent from the store's thread.
@@ -282,6 +285,18 @@ bool Engine::DecideAtCreate(NewTransaction* txn) {
   }
   txn::MoveTo(&txn->trans, decision.new_status, decision.rollback_reason, now);
   return true;
+}
+
+void Engine::CountCreated(const absl::StatusOr<storage::CreateResult>& result) {
+  if (metrics_ == nullptr || !result.ok() || !result->created) return;
+  const storage::v1::TransRecord& trans = result->trans;
+  metrics_->TransactionStarted(trans.trans_type());
+  if (storage::IsFinalStatus(trans.status())) {
+    metrics_->TransactionFinished(
+        trans.trans_type(), trans.status() == storage::kStatusSucceed,
+        static_cast<double>(trans.finish_time_ms() - trans.create_time_ms()) /
+            1000);
+  }
 }
 
 void Engine::OnStored(const Submitted& submitted, ReplyCallback done,
@@ -334,6 +349,7 @@ void Engine::Prepare(NewTransaction txn, ReplyCallback done) {
        done = std::move(done)](absl::StatusOr<storage::CreateResult> result) {
         // Only a reply (gRPC's Finish does not block): fine on a store
         // thread.
+        CountCreated(result);
         if (!result.ok()) {
           done(CannotStore(result.status()));
         } else if (result->created) {
@@ -388,6 +404,7 @@ void Engine::PrepareWorkflow(NewTransaction txn, ProgressCallback done) {
       std::move(txn.trans), std::move(txn.branches), storage::Durability::kSync,
       [this, trans_type = std::move(trans_type),
        done = std::move(done)](absl::StatusOr<storage::CreateResult> result) {
+        CountCreated(result);
         // Reading the branches is store work: not on the store's thread.
         pool_.Post([this, trans_type, done = std::move(done),
                     result = std::move(result)]() mutable {

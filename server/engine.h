@@ -42,6 +42,7 @@
 
 namespace dtmd {
 
+class Metrics;
 class TransactionRunner;
 
 using ReplyCallback = std::function<void(absl::Status)>;
@@ -79,9 +80,10 @@ struct PendingCommand {
 
 class Engine {
  public:
-  // `store`, `invoker` and `clock` are not owned and must outlive the engine.
+  // `store`, `invoker`, `clock` and `metrics` are not owned and must outlive
+  // the engine. `metrics` may be null (nothing is recorded).
   Engine(const Config& config, storage::Store* store, BranchInvoker* invoker,
-         Clock* clock);
+         Clock* clock, Metrics* metrics = nullptr);
   // Calls Shutdown().
   ~Engine();
   Engine(const Engine&) = delete;
@@ -158,6 +160,7 @@ class Engine {
   const Config& config() const { return config_; }
   Clock* clock() { return clock_; }
   BranchInvoker* invoker() { return invoker_; }
+  Metrics* metrics() { return metrics_; }  // may be null.
   ThreadPool* pool() { return &pool_; }
   bool stopping() const { return stopping_.load(); }
 
@@ -227,6 +230,8 @@ class Engine {
   bool DecideAtCreate(NewTransaction* txn);
   void OnStored(const Submitted& submitted, ReplyCallback done,
                 absl::StatusOr<storage::CreateResult> result);
+  // Counts a transaction the store created (and, stored final, finished).
+  void CountCreated(const absl::StatusOr<storage::CreateResult>& result);
   std::shared_ptr<Waiter> MakeWaiter(const std::string& gid,
                                      int64_t request_timeout_s,
                                      ReplyCallback done);
@@ -245,6 +250,7 @@ class Engine {
   storage::Store* const store_;
   BranchInvoker* const invoker_;
   Clock* const clock_;
+  Metrics* const metrics_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
   std::atomic<bool> recovered_{false};  // the first due-index scan is done

@@ -57,7 +57,16 @@ void LogSecurity(const Config& config, const TokenAuthenticator& auth,
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> server(new Server());
+  if (config.metrics_port > 0) {
+    server->metrics_ = std::make_unique<Metrics>();
+    if (absl::Status s =
+            server->metrics_->Serve(config.listen_address, config.metrics_port);
+        !s.ok()) {
+      return s;
+    }
+  }
   storage::RocksDBStoreOptions store_options;
+  store_options.observer = server->metrics_.get();
   store_options.path = config.data_dir;
   store_options.accept_data_loss = config.accept_data_loss;
   store_options.max_queued_writes = config.store_max_queued_writes;
@@ -95,7 +104,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->invoker_ = std::make_unique<GrpcBranchInvoker>(
       channels, SystemClock::Get(), *std::move(branch_tls));
   server->engine_ = std::make_unique<Engine>(
-      config, server->store_.get(), server->invoker_.get(), SystemClock::Get());
+      config, server->store_.get(), server->invoker_.get(), SystemClock::Get(),
+      server->metrics_.get());
   server->dtm_service_ =
       std::make_unique<DtmService>(server->engine_.get(), server->auth_.get());
   server->admin_service_ = std::make_unique<AdminService>(server->engine_.get(),
@@ -126,6 +136,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   grpc::ResourceQuota quota("dtmd");
   quota.Resize(static_cast<size_t>(config.grpc_memory_mib) << 20);
   builder.SetResourceQuota(quota);
+  if (server->metrics_) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(server->metrics_->NewRequestInterceptorFactory(
+        {dtmgimp::Dtm::service_full_name(),
+         dtmd::admin::v1::Admin::service_full_name()}));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   builder.RegisterService(server->dtm_service_.get());
   builder.RegisterService(server->admin_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
@@ -141,11 +160,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   // (WatchStore turns it to SERVING), so that readiness probes wait for it.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   server->engine_->Start();
+  if (server->metrics_) {
+    server->metrics_->SetSampler([s = server.get()] { s->SampleMetrics(); });
+  }
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
             << config.data_dir;
   LogSecurity(config, *server->auth_, server->health_port_);
+  if (server->metrics_) {
+    LOG(INFO) << "dtmd serving metrics on http://" << config.listen_address
+              << ":" << server->metrics_->port() << "/metrics";
+  }
   return server;
 }
 
@@ -161,6 +187,15 @@ void Server::ReloadTokens() {
   }
   LOG(INFO) << "SIGHUP: loaded " << auth_->token_count() << " tokens from "
             << auth_->path();
+}
+
+void Server::SampleMetrics() {
+  metrics_->SetActiveTransactions(engine_->GetStats().active);
+  absl::StatusOr<std::vector<std::string>> due = store_->ScanDue(
+      SystemClock::Get()->NowMs(), static_cast<int>(Metrics::kMaxDueCounted));
+  if (due.ok()) {
+    metrics_->SetDueTransactions(static_cast<int64_t>(due->size()));
+  }
 }
 
 void Server::WatchStore() {
@@ -220,6 +255,8 @@ void Server::Shutdown() {
   // Waiting callers are answered first, so the gRPC shutdown below only has
   // quick replies left to finish.
   if (engine_) engine_->Shutdown();
+  // Scrapes still answer, without the engine's gauges.
+  if (metrics_) metrics_->SetSampler(nullptr);
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));

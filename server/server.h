@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/engine.h"
+#include "server/metrics.h"
 #include "server/security.h"
 #include "storage/store.h"
 
@@ -39,6 +40,8 @@ class Server {
   // from now on; when the file cannot be read or holds no token, the old
   // tokens stay and an error is logged. Nothing without a token file.
   void ReloadTokens();
+  // The metrics port (0 when metrics are off).
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
  private:
   Server() = default;
@@ -47,12 +50,15 @@ class Server {
   // kExitStoreFailed when the store has stopped writing for good.
   void WatchStore();
   void StopWatchingStore();
+  // Sets the metrics' sampled gauges (runs at each scrape).
+  void SampleMetrics();
 
   int port_ = 0;
   int health_port_ = 0;
   bool shut_down_ = false;
   // Destroyed in reverse order: the gRPC server, then the engine, then the
-  // store the engine writes to.
+  // store the engine writes to, then the metrics all of them record into.
+  std::unique_ptr<Metrics> metrics_;  // null when metrics are off.
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<GrpcBranchInvoker> invoker_;
   std::unique_ptr<TokenAuthenticator> auth_;

@@ -1,10 +1,12 @@
 #include "server/transaction_runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "server/metrics.h"
 #include "server/request_validation.h"
 #include "server/retry_alert.h"
 #include "server/txn/outcome.h"
@@ -330,23 +332,23 @@ void TransactionRunner::CallBranch(int position) {
   call_state_[position] = txn::CallState::kInFlight;
   branch.set_call_count(branch.call_count() + 1);
   Invoke(branch.url(), branch.bin_data(), branch.branch_id(), branch.op(),
-         [this, position](BranchAnswer answer) {
-           OnAnswer(position, std::move(answer));
+         [this, position](BranchAnswer answer, double seconds) {
+           OnAnswer(position, std::move(answer), seconds);
          });
 }
 
 void TransactionRunner::CallQuery(const txn::QueryCall& query) {
   query_state_ = txn::CallState::kInFlight;
   Invoke(query.url, query.payload, query.branch_id, query.op,
-         [this, op = query.op](BranchAnswer answer) {
-           OnQueryAnswer(op, std::move(answer));
+         [this, op = query.op](BranchAnswer answer, double seconds) {
+           OnQueryAnswer(op, std::move(answer), seconds);
          });
 }
 
-void TransactionRunner::Invoke(const std::string& url, std::string payload,
-                               const std::string& branch_id,
-                               const std::string& op,
-                               std::function<void(BranchAnswer)> on_answer) {
+void TransactionRunner::Invoke(
+    const std::string& url, std::string payload, const std::string& branch_id,
+    const std::string& op,
+    std::function<void(BranchAnswer, double)> on_answer) {
   ++in_flight_;
   BranchCall call;
   call.url = url;
@@ -361,19 +363,42 @@ void TransactionRunner::Invoke(const std::string& url, std::string payload,
   for (const auto& [key, value] : trans_.options().branch_headers()) {
     call.metadata.emplace_back(key, value);
   }
+  // The clock is read only for metrics.
+  const bool timed = engine_->metrics() != nullptr;
+  const auto start = timed ? std::chrono::steady_clock::now()
+                           : std::chrono::steady_clock::time_point();
   // `this` stays alive through the shared_ptr the closure holds.
-  engine_->invoker()->Call(
-      std::move(call), [self = shared_from_this(),
-                        on_answer = std::move(on_answer)](BranchAnswer a) {
-        // On a gRPC callback thread, which may run the event itself.
-        self->strand_->Dispatch([self, on_answer, a = std::move(a)]() mutable {
-          on_answer(std::move(a));
+  engine_->invoker()->Call(std::move(call), [self = shared_from_this(),
+                                             on_answer = std::move(on_answer),
+                                             timed, start](BranchAnswer a) {
+    const double seconds = timed ? std::chrono::duration<double>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count()
+                                 : 0;
+    // On a gRPC callback thread, which may run the event itself.
+    self->strand_->Dispatch(
+        [self, on_answer, a = std::move(a), seconds]() mutable {
+          on_answer(std::move(a), seconds);
         });
-      });
+  });
 }
 
-void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
+txn::BranchOutcome TransactionRunner::Classify(const std::string& op,
+                                               const BranchAnswer& answer,
+                                               double seconds) {
+  const txn::BranchOutcome outcome = txn::ClassifyAnswer(
+      answer.code, answer.message, mode_->FailureAllowed(op));
+  if (Metrics* metrics = engine_->metrics(); metrics != nullptr) {
+    metrics->BranchCalled(trans_.trans_type(), op, outcome, seconds);
+  }
+  return outcome;
+}
+
+void TransactionRunner::OnAnswer(int position, BranchAnswer answer,
+                                 double seconds) {
   --in_flight_;
+  BranchRecord& branch = branches_[position];
+  const txn::BranchOutcome outcome = Classify(branch.op(), answer, seconds);
   // After a ForceStop the branches stay as they were: a late answer must
   // not move the stopped transaction again.
   if (halted_ || force_stopped_) {
@@ -386,9 +411,6 @@ void TransactionRunner::OnAnswer(int position, BranchAnswer answer) {
   if (!answer.message.empty()) {
     answer.message = BranchAnswerMessage(answer.message);
   }
-  BranchRecord& branch = branches_[position];
-  const txn::BranchOutcome outcome = txn::ClassifyAnswer(
-      answer.code, answer.message, mode_->FailureAllowed(branch.op()));
   VLOG(1) << "gid " << gid_ << " branch " << branch.branch_id() << " "
           << branch.op() << ": " << txn::OutcomeName(outcome) << " (code "
           << answer.code << " " << answer.message << ")";
@@ -434,8 +456,9 @@ void TransactionRunner::MaybeAlert(const BranchRecord& branch) {
 }
 
 void TransactionRunner::OnQueryAnswer(const std::string& op,
-                                      BranchAnswer answer) {
+                                      BranchAnswer answer, double seconds) {
   --in_flight_;
+  const txn::BranchOutcome outcome = Classify(op, answer, seconds);
   if (halted_ || force_stopped_) {
     query_state_ = txn::CallState::kIdle;
     MaybeRetire();
@@ -444,8 +467,6 @@ void TransactionRunner::OnQueryAnswer(const std::string& op,
   if (!answer.message.empty()) {
     answer.message = BranchAnswerMessage(answer.message);
   }
-  const txn::BranchOutcome outcome = txn::ClassifyAnswer(
-      answer.code, answer.message, mode_->FailureAllowed(op));
   VLOG(1) << "gid " << gid_ << " query " << op << ": "
           << txn::OutcomeName(outcome) << " (code " << answer.code << " "
           << answer.message << ")";
@@ -492,7 +513,24 @@ void TransactionRunner::Persist(bool synced) {
     }
     awaiting_sync_.clear();
   }
-  auto done = [self = shared_from_this(), report, synced](absl::Status status) {
+  // A move to a final status is counted once its write succeeds (a record
+  // changes status through this runner's writes only).
+  Metrics* const metrics = trans_dirty_ &&
+                                   !storage::IsFinalStatus(stored_status_) &&
+                                   storage::IsFinalStatus(trans_.status())
+                               ? engine_->metrics()
+                               : nullptr;
+  const absl::string_view trans_type =
+      metrics != nullptr ? mode_->trans_type() : absl::string_view();
+  const bool succeeded = trans_.status() == storage::kStatusSucceed;
+  const double seconds =
+      static_cast<double>(trans_.finish_time_ms() - trans_.create_time_ms()) /
+      1000;
+  auto done = [self = shared_from_this(), report, synced, metrics, trans_type,
+               succeeded, seconds](absl::Status status) {
+    if (metrics != nullptr && status.ok()) {
+      metrics->TransactionFinished(trans_type, succeeded, seconds);
+    }
     if (!report && status.ok()) return;
     // On a store thread: the runner's work goes to the pool.
     self->strand_->Post([self, report, synced, status = std::move(status)]() {

@@ -78,12 +78,17 @@ class TransactionRunner
   void Step();
   void CallBranch(int position);
   void CallQuery(const txn::QueryCall& query);
-  // Calls url with the dtm-* metadata; `on_answer` runs on the strand.
+  // Calls url with the dtm-* metadata; `on_answer` runs on the strand, with
+  // the call's latency in seconds (0 without metrics).
   void Invoke(const std::string& url, std::string payload,
               const std::string& branch_id, const std::string& op,
-              std::function<void(BranchAnswer)> on_answer);
-  void OnAnswer(int position, BranchAnswer answer);
-  void OnQueryAnswer(const std::string& op, BranchAnswer answer);
+              std::function<void(BranchAnswer, double)> on_answer);
+  void OnAnswer(int position, BranchAnswer answer, double seconds);
+  void OnQueryAnswer(const std::string& op, BranchAnswer answer,
+                     double seconds);
+  // Classifies an answer to a call of `op` and counts it in the metrics.
+  txn::BranchOutcome Classify(const std::string& op, const BranchAnswer& answer,
+                              double seconds);
   // After a branch's answer that makes it be retried with backoff: raises
   // the retry alert when its retries reach an alert point.
   void MaybeAlert(const storage::v1::BranchRecord& branch);

@@ -57,6 +57,19 @@ class FileSystem;
 
 namespace dtmd::storage {
 
+// Told about the writer's work, for metrics. Called on the writer and syncer
+// threads, so an implementation must be cheap and must not block or call
+// back into the store.
+class WriteObserver {
+ public:
+  virtual ~WriteObserver() = default;
+  // One group-commit batch written (without sync): `ops` store writes,
+  // `bytes` of RocksDB batch data, in `seconds`.
+  virtual void OnBatchWritten(int64_t ops, int64_t bytes, double seconds) = 0;
+  // One WAL fsync, covering every batch written before it.
+  virtual void OnWalSynced(double seconds) = 0;
+};
+
 struct RocksDBStoreOptions {
   std::string path;                 // directory; created if missing.
   int max_writes_per_batch = 4096;  // cap on one group-commit batch.
@@ -70,6 +83,8 @@ struct RocksDBStoreOptions {
   // The file system RocksDB uses; null for the default one. Tests pass a
   // FaultInjectionFileSystem.
   std::shared_ptr<rocksdb::FileSystem> file_system;
+  // Not owned; must outlive the store. Null: nobody is told.
+  WriteObserver* observer = nullptr;
 };
 
 class RocksDBStore : public Store {

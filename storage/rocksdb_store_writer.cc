@@ -1,6 +1,7 @@
 // RocksDBStore: the bounded queue, the writer and syncer threads (group
 // commit) and what they do when the disk fails them.
 #include <algorithm>
+#include <chrono>
 #include <iterator>
 #include <optional>
 #include <utility>
@@ -16,6 +17,11 @@ namespace {
 
 // How often the writer asks a stopped RocksDB to resume.
 constexpr absl::Duration kResumeInterval = absl::Milliseconds(200);
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
 
 }  // namespace
 
@@ -214,8 +220,17 @@ void RocksDBStore::Impl::WriteGroup(std::vector<Op>& group, Overlay* batch,
     }
     // Written without sync: the syncer thread makes kSync ops durable, so
     // that unsynced writes never wait behind an fsync.
+    const auto start = options_.observer != nullptr
+                           ? std::chrono::steady_clock::now()
+                           : std::chrono::steady_clock::time_point();
     s = db_->Write(rocksdb::WriteOptions(), batch->batch());
     ++write_batches_;
+    if (options_.observer != nullptr && s.ok()) {
+      options_.observer->OnBatchWritten(
+          static_cast<int64_t>(group.size()),
+          static_cast<int64_t>(batch->batch()->GetDataSize()),
+          SecondsSince(start));
+    }
     if (min_due_ms.has_value()) {
       absl::MutexLock lock(&due_mu_);
       --due_writes_in_flight_;
@@ -266,8 +281,14 @@ void RocksDBStore::Impl::SyncerLoop() {
       // Everything written up to here is covered by the fsync below.
       const rocksdb::SequenceNumber covered = db_->GetLatestSequenceNumber();
       // One fsync for every op written before it: group commit.
+      const auto start = options_.observer != nullptr
+                             ? std::chrono::steady_clock::now()
+                             : std::chrono::steady_clock::time_point();
       rocksdb::Status s = db_->SyncWAL();
       ++synced_batches_;
+      if (options_.observer != nullptr && s.ok()) {
+        options_.observer->OnWalSynced(SecondsSince(start));
+      }
       if (s.ok()) {
         if (absl::Status recorded = synced_file_.Record(covered);
             !recorded.ok()) {

@@ -101,7 +101,10 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
   unlink(port_file.c_str());
   std::vector<std::string> args = {DTMD_BINARY, "--listen_address=127.0.0.1",
                                    "--grpc_port=0", "--port_file=" + port_file,
-                                   "--data_dir=" + data_dir_};
+                                   "--data_dir=" + data_dir_,
+                                   // Off unless a test's flags enable it:
+                                   // tests run side by side.
+                                   "--metrics_port=0"};
   args.insert(args.end(), flags_.begin(), flags_.end());
   // Everything the child needs is made before fork: the test process has
   // many threads, and a child that allocates before exec can hang on a lock

@@ -1,6 +1,7 @@
 // DtmdProcess: a real dtmd process for integration tests, on a loopback port
 // chosen by the OS (--grpc_port=0, read back through --port_file), with its
-// own data directory. Kill() is kill -9; Stop() is SIGTERM and a wait.
+// own data directory, with metrics off (--metrics_port=0) unless `flags`
+// say otherwise. Kill() is kill -9; Stop() is SIGTERM and a wait.
 #ifndef DTMD_TESTS_INTEGRATION_DTMD_PROCESS_H_
 #define DTMD_TESTS_INTEGRATION_DTMD_PROCESS_H_
 

@@ -51,7 +51,8 @@ final class TestDtmd {
                 "--data_dir=" + dir.resolve("data"),
                 "--retry_interval=1",
                 "--cron_interval=1",
-                "--max_retry_interval=2")
+                "--max_retry_interval=2",
+                "--metrics_port=0")
             .redirectErrorStream(true)
             .redirectOutput(dir.resolve("dtmd.log").toFile())
             .start();
