@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
@@ -59,6 +60,18 @@ ABSL_FLAG(int, max_branch_channels, 1024,
           "Most gRPC channels to branch targets kept open.");
 ABSL_FLAG(int64_t, branch_channel_idle, 600,
           "A branch channel unused this long (seconds) is closed.");
+ABSL_FLAG(int64_t, retention, 7 * 24 * 3600,
+          "Seconds after which a finished (succeed or failed) transaction is "
+          "deleted with its branches; 0 keeps them forever (env "
+          "STORE_FINISHED_DATA_EXPIRE).");
+ABSL_FLAG(int, retention_batch_size, 1000,
+          "Finished transactions deleted in one store write by retention.");
+ABSL_FLAG(int64_t, retention_batch_pause_ms, 100,
+          "Pause between two retention deletions of one pass, milliseconds.");
+ABSL_FLAG(int64_t, retention_compact_interval, 3600,
+          "Least time between two compactions that give the space of deleted "
+          "transactions back to the file system, seconds; 0 compacts after "
+          "every retention pass that deleted something.");
 ABSL_FLAG(int, worker_threads, 0, "Engine threads; 0 = number of cores.");
 ABSL_FLAG(int, max_active_transactions, 20000,
           "Most transactions driven at once; more wait in the due index.");
@@ -87,6 +100,7 @@ constexpr EnvFlag kEnvFlags[] = {
     {"REQUEST_TIMEOUT", "request_timeout"},
     {"CRON_JOB_INTERVAL", "cron_interval"},
     {"MAX_RETRY_INTERVAL", "max_retry_interval"},
+    {"STORE_FINISHED_DATA_EXPIRE", "retention"},
 };
 
 absl::Status Positive(const char* name, int64_t value) {
@@ -137,6 +151,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_order_edges = absl::GetFlag(FLAGS_max_order_edges);
   c.max_branch_channels = absl::GetFlag(FLAGS_max_branch_channels);
   c.branch_channel_idle_s = absl::GetFlag(FLAGS_branch_channel_idle);
+  c.retention_s = absl::GetFlag(FLAGS_retention);
+  c.retention_batch_size = absl::GetFlag(FLAGS_retention_batch_size);
+  c.retention_batch_pause_ms = absl::GetFlag(FLAGS_retention_batch_pause_ms);
+  c.retention_compact_interval_s =
+      absl::GetFlag(FLAGS_retention_compact_interval);
   c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
   c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
@@ -169,7 +188,8 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_queued_events", c.max_queued_events),
         Positive("grpc_memory_mib", c.grpc_memory_mib),
         Positive("store_max_queued_writes", c.store_max_queued_writes),
-        Positive("store_max_queued_bytes", c.store_max_queued_bytes)}) {
+        Positive("store_max_queued_bytes", c.store_max_queued_bytes),
+        Positive("retention_batch_size", c.retention_batch_size)}) {
     if (!s.ok()) return s;
   }
   if (c.request_timeout_s > c.max_request_timeout_s) {
@@ -177,6 +197,17 @@ absl::StatusOr<Config> ConfigFromFlags() {
         absl::StrCat("--request_timeout (", c.request_timeout_s,
                      ") must not exceed --max_request_timeout (",
                      c.max_request_timeout_s, ")"));
+  }
+  // Bounded so that the times in milliseconds cannot overflow.
+  constexpr int64_t kMaxSeconds = int64_t{1} << 43;
+  for (auto [name, value] :
+       {std::pair<const char*, int64_t>{"retention", c.retention_s},
+        {"retention_batch_pause_ms", c.retention_batch_pause_ms},
+        {"retention_compact_interval", c.retention_compact_interval_s}}) {
+    if (value < 0 || value > kMaxSeconds) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, " must be 0..", kMaxSeconds, ", got ", value));
+    }
   }
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");

@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/engine.h"
+#include "server/retention.h"
 #include "storage/store.h"
 
 namespace dtmd {
@@ -47,6 +48,7 @@ class Server {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<GrpcBranchInvoker> invoker_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Retention> retention_;  // null: --retention=0.
   std::unique_ptr<DtmService> dtm_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
