@@ -64,9 +64,9 @@ ABSL_FLAG(int64_t, retention, 7 * 24 * 3600,
           "Seconds after which a finished (succeed or failed) transaction is "
           "deleted with its branches; 0 keeps them forever (env "
           "STORE_FINISHED_DATA_EXPIRE).");
-ABSL_FLAG(int, retention_batch_size, 1000,
+ABSL_FLAG(int, retention_batch_size, 500,
           "Finished transactions deleted in one store write by retention.");
-ABSL_FLAG(int64_t, retention_batch_pause_ms, 100,
+ABSL_FLAG(int64_t, retention_batch_pause_ms, 50,
           "Pause between two retention deletions of one pass, milliseconds.");
 ABSL_FLAG(int64_t, retention_compact_interval, 3600,
           "Least time between two compactions that give the space of deleted "

@@ -56,8 +56,8 @@ struct Config {
   // Retention (server/retention.h): finished transactions are deleted this
   // long after they finished; 0 keeps them forever.
   int64_t retention_s = 7 * 24 * 3600;
-  int retention_batch_size = 1000;              // transactions per deletion.
-  int64_t retention_batch_pause_ms = 100;       // between deletions of a pass.
+  int retention_batch_size = 500;               // transactions per deletion.
+  int64_t retention_batch_pause_ms = 50;        // between deletions of a pass.
   int64_t retention_compact_interval_s = 3600;  // 0: after every pass.
 
   int worker_threads = 0;               // 0: number of cores, at least 2.

@@ -36,8 +36,8 @@ namespace dtmd {
 
 struct RetentionOptions {
   int64_t retention_ms = 0;  // > 0.
-  int batch_size = 1000;
-  int64_t batch_pause_ms = 100;
+  int batch_size = 500;
+  int64_t batch_pause_ms = 50;
   // Between two ReclaimSpace calls at least; 0: after every pass that
   // deleted something.
   int64_t compact_interval_ms = 0;

@@ -90,6 +90,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
           engine->DropBusy(finished);
         });
     server->retention_->Start();
+    LOG(INFO) << "retention: finished transactions are deleted "
+              << config.retention_s << " s after they finished";
+  } else {
+    LOG(INFO) << "retention: off (--retention=0), finished transactions "
+                 "are kept forever";
   }
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "

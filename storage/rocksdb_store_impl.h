@@ -169,7 +169,11 @@ class RocksDBStore::Impl {
     std::string topic = {};      // kSubscribe, kUnsubscribe, kDeleteTopic.
     Subscriber subscriber = {};  // kSubscribe; kUnsubscribe (url only).
     std::vector<FinishedTrans> finished = {};  // kDeleteFinished.
-    DeleteCallback delete_done = nullptr;      // kDeleteFinished.
+    // kDeleteFinished: the branch count of each, counted before the op is
+    // queued (a final transaction gains no branches), so that the writer
+    // does not walk branch keys.
+    std::vector<int32_t> branch_counts = {};
+    DeleteCallback delete_done = nullptr;  // kDeleteFinished.
   };
 
   // What the DB needs kept alive beside it, released after it closes.

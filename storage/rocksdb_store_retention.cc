@@ -33,7 +33,8 @@ void RocksDBStore::Impl::StageFinishedMove(absl::string_view gid,
 absl::Status RocksDBStore::Impl::StageDeleteFinished(Op& op, Overlay* batch,
                                                      Changes* changes,
                                                      int64_t* deleted) {
-  for (const FinishedTrans& entry : op.finished) {
+  for (size_t i = 0; i < op.finished.size(); ++i) {
+    const FinishedTrans& entry = op.finished[i];
     const std::string& gid = entry.gid;
     if (!ValidateGid(gid).ok()) continue;  // Not a key we write.
     const std::string key = DueKey(entry.finish_time_ms, gid);
@@ -48,8 +49,12 @@ absl::Status RocksDBStore::Impl::StageDeleteFinished(Op& op, Overlay* batch,
         FinishedTime(*stored) != entry.finish_time_ms) {
       continue;
     }
-    absl::StatusOr<int32_t> count = CountBranches(db_, cfs_, gid, batch);
-    if (!count.ok()) return count.status();
+    // Counted before queueing unless this group touched the gid's branches.
+    absl::StatusOr<int32_t> count = op.branch_counts[i];
+    if (batch->NewBranches(gid) > 0 || batch->BranchesCleared(gid)) {
+      count = CountBranches(db_, cfs_, gid, batch);
+      if (!count.ok()) return count.status();
+    }
     changes->push_back({cfs_.trans, gid, "", /*is_delete=*/true});
     // Positions are dense from 0; a state key exists only beside a
     // definition (deleting one that was never written costs a tombstone).
@@ -136,6 +141,21 @@ absl::StatusOr<std::vector<FinishedTrans>> RocksDBStore::ScanFinished(
 
 void RocksDBStore::DeleteFinished(std::vector<FinishedTrans> finished,
                                   DeleteCallback done) {
+  // Counted here, on the caller's thread: an iterator per gid would hold up
+  // the writer, and with it every write queued behind this one.
+  std::vector<int32_t> counts;
+  counts.reserve(finished.size());
+  for (const FinishedTrans& entry : finished) {
+    absl::StatusOr<int32_t> count =
+        ValidateGid(entry.gid).ok()
+            ? CountBranches(impl_->db_, impl_->cfs_, entry.gid, nullptr)
+            : 0;
+    if (!count.ok()) {
+      done(count.status());
+      return;
+    }
+    counts.push_back(*count);
+  }
   Impl::Op op{Impl::Op::Kind::kDeleteFinished,
               TransRecord(),
               "",
@@ -147,6 +167,7 @@ void RocksDBStore::DeleteFinished(std::vector<FinishedTrans> finished,
               absl::OkStatus(),
               0};
   op.finished = std::move(finished);
+  op.branch_counts = std::move(counts);
   op.delete_done = std::move(done);
   impl_->Enqueue(std::move(op));
 }

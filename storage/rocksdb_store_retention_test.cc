@@ -1,4 +1,5 @@
 // RocksDBStore's finished index and DeleteFinished (retention).
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
@@ -277,6 +278,7 @@ TEST_F(RetentionStoreTest, ReclaimSpaceShrinksTheFiles) {
   };
   constexpr int kOld = 2000;
   constexpr int kYoung = 200;
+  constexpr int kBatch = 500;  // dtmd's default --retention_batch_size.
   for (int i = 0; i < kOld; ++i) {
     CreateFinished(absl::StrCat("old-", i), 1000 + i, 2, payload(),
                    Durability::kNoSync);
@@ -290,11 +292,20 @@ TEST_F(RetentionStoreTest, ReclaimSpaceShrinksTheFiles) {
 
   std::optional<FinishedTrans> after;
   int64_t deleted = 0;
+  absl::Duration longest;
   while (true) {
-    std::vector<FinishedTrans> batch = Scan(50000, 500, after);
+    std::vector<FinishedTrans> batch = Scan(50000, kBatch, after);
     if (batch.empty()) break;
     after = batch.back();
-    absl::StatusOr<int64_t> n = Delete(batch);
+    // What a write queued right behind the deletion waits (not asserted).
+    Waiter<absl::StatusOr<int64_t>> deletion;
+    store_->DeleteFinished(batch, deletion.Callback());
+    const absl::Time start = absl::Now();
+    StatusWaiter behind;
+    store_->PutBranches("young-0", {}, Durability::kNoSync, behind.Callback());
+    ASSERT_TRUE(behind.Wait().ok());
+    longest = std::max(longest, absl::Now() - start);
+    absl::StatusOr<int64_t> n = deletion.Wait();
     ASSERT_TRUE(n.ok()) << n.status();
     deleted += *n;
   }
@@ -304,7 +315,8 @@ TEST_F(RetentionStoreTest, ReclaimSpaceShrinksTheFiles) {
   const uint64_t reclaimed = TableBytes();
   std::cout << "table files: " << before << " bytes with " << kOld + kYoung
             << " transactions, " << reclaimed << " bytes after deleting "
-            << kOld << std::endl;
+            << kOld << "; a write behind a deletion of " << kBatch
+            << " waited at most " << longest << std::endl;
   // What is left is about the young tenth.
   EXPECT_LT(reclaimed, before / 4);
   EXPECT_EQ(Scan(INT64_MAX, kOld).size(), static_cast<size_t>(kYoung));
