@@ -209,6 +209,13 @@ absl::StatusOr<Config> ConfigFromFlags() {
           "--", name, " must be 0..", kMaxSeconds, ", got ", value));
     }
   }
+  // One deletion holds the store's writer: keep it short.
+  constexpr int kMaxRetentionBatch = 100000;
+  if (c.retention_batch_size > kMaxRetentionBatch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--retention_batch_size must be at most ",
+                     kMaxRetentionBatch, ", got ", c.retention_batch_size));
+  }
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");
   }

@@ -83,6 +83,8 @@ void RocksDBStore::Impl::Enqueue(Op op) {
     op.subscriber = Subscriber();
     op.finished.clear();
     op.finished.shrink_to_fit();
+    op.branch_counts.clear();
+    op.branch_counts.shrink_to_fit();
   } else {
     op.bytes = bytes;
     ++queued_writes_;
