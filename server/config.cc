@@ -63,7 +63,7 @@ ABSL_FLAG(int64_t, branch_channel_idle, 600,
 ABSL_FLAG(int64_t, retention, 7 * 24 * 3600,
           "Seconds after which a finished (succeed or failed) transaction is "
           "deleted with its branches; 0 keeps them forever (env "
-          "STORE_FINISHED_DATA_EXPIRE).");
+          "STORE_DATA_EXPIRE).");
 ABSL_FLAG(int, retention_batch_size, 500,
           "Finished transactions deleted in one store write by retention.");
 ABSL_FLAG(int64_t, retention_batch_pause_ms, 50,
@@ -100,7 +100,7 @@ constexpr EnvFlag kEnvFlags[] = {
     {"REQUEST_TIMEOUT", "request_timeout"},
     {"CRON_JOB_INTERVAL", "cron_interval"},
     {"MAX_RETRY_INTERVAL", "max_retry_interval"},
-    {"STORE_FINISHED_DATA_EXPIRE", "retention"},
+    {"STORE_DATA_EXPIRE", "retention"},
 };
 
 absl::Status Positive(const char* name, int64_t value) {
