@@ -147,10 +147,11 @@ absl::StatusOr<Existing> Inspect(const std::string& path,
 
 // Refuses an existing store that is damaged or of another layout. Sets
 // *initialize when the store holds nothing yet (created, then interrupted
-// before the format key was written).
+// before the format key was written), and *index_finished when it has no
+// finished family (the open creates it empty; FinishOpen fills it).
 absl::Status CheckExisting(const RocksDBStoreOptions& options,
                            const DbOptions& db_options, bool has_marker,
-                           bool* initialize) {
+                           bool* initialize, bool* index_finished) {
   const std::string& path = options.path;
   const bool accept = options.accept_data_loss;
   if (absl::Status s = CheckManifestComplete(path); !s.ok()) {
@@ -169,6 +170,9 @@ absl::Status CheckExisting(const RocksDBStoreOptions& options,
                << "; opening anyway (--accept_data_loss)";
     return absl::OkStatus();
   }
+  *index_finished =
+      std::find(existing->families.begin(), existing->families.end(),
+                kFinishedFamily) == existing->families.end();
   if (!existing->format.empty() && existing->format != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the store in ", path, " has format ", existing->format,
@@ -232,7 +236,8 @@ absl::Status CheckExisting(const RocksDBStoreOptions& options,
 // was lost), and the marker that says this dir holds a store.
 absl::Status FinishOpen(const std::string& path, rocksdb::DB* db,
                         const Families& cfs, bool initialize,
-                        SyncedSequenceFile& synced_file, int64_t* backfilled) {
+                        bool index_finished, SyncedSequenceFile& synced_file,
+                        int64_t* backfilled) {
   rocksdb::WriteOptions sync;
   sync.sync = true;
   if (initialize) {
@@ -245,9 +250,10 @@ absl::Status FinishOpen(const std::string& path, rocksdb::DB* db,
     std::string indexed;
     rocksdb::Status s =
         db->Get(rocksdb::ReadOptions(), cfs.meta, kFinishedIndexKey, &indexed);
-    if (s.IsNotFound()) {
-      // Written before the finished family: index it once (an interrupted
-      // backfill is redone; its writes are idempotent).
+    if (s.IsNotFound() || (s.ok() && index_finished)) {
+      // Written before the finished family (or the family was lost and the
+      // open is accepting the loss): index it once. An interrupted backfill
+      // is redone; its writes are idempotent.
       const absl::Time start = absl::Now();
       absl::StatusOr<int64_t> count = BackfillFinishedIndex(db, cfs);
       if (!count.ok()) return count.status();
@@ -306,9 +312,10 @@ absl::StatusOr<std::unique_ptr<RocksDBStore>> RocksDBStore::Open(
   const bool has_marker = FileExists(options.path, kMarkerFile);
   const bool has_db = FileExists(options.path, "CURRENT");
   bool initialize = !has_db;
+  bool index_finished = false;
   if (has_db) {
-    if (absl::Status s =
-            CheckExisting(options, db_options, has_marker, &initialize);
+    if (absl::Status s = CheckExisting(options, db_options, has_marker,
+                                       &initialize, &index_finished);
         !s.ok()) {
       return s;
     }
@@ -330,7 +337,7 @@ absl::StatusOr<std::unique_ptr<RocksDBStore>> RocksDBStore::Open(
   }
   absl::Status prepared =
       FinishOpen(options.path, db, FamiliesOf(handles), initialize,
-                 resources.synced_file, &resources.backfilled);
+                 index_finished, resources.synced_file, &resources.backfilled);
   if (!prepared.ok()) {
     for (rocksdb::ColumnFamilyHandle* handle : handles) {
       db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();

@@ -17,8 +17,9 @@ namespace dtmd::storage {
 namespace {
 
 // Makes the closed store at `path` look as if written before the finished
-// family existed: no family, no marker.
-void DropFinishedIndex(const std::string& path) {
+// family existed: no family, no marker (unless `keep_marker`: a family lost
+// to damage).
+void DropFinishedIndex(const std::string& path, bool keep_marker = false) {
   std::vector<std::string> names;
   ASSERT_TRUE(
       rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
@@ -34,9 +35,11 @@ void DropFinishedIndex(const std::string& path) {
       ASSERT_TRUE(db->DropColumnFamily(handles[i]).ok());
     }
   }
-  ASSERT_TRUE(
-      db->Delete(rocksdb::WriteOptions(), handles[0], "dtmd.finished_index")
-          .ok());
+  if (!keep_marker) {
+    ASSERT_TRUE(
+        db->Delete(rocksdb::WriteOptions(), handles[0], "dtmd.finished_index")
+            .ok());
+  }
   for (rocksdb::ColumnFamilyHandle* handle : handles) {
     ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
   }
@@ -266,6 +269,18 @@ TEST_F(RetentionStoreTest, BackfillsAStoreWrittenWithoutTheIndex) {
   EXPECT_EQ(*Delete(Scan(115)), 15);
   EXPECT_EQ(Scan(INT64_MAX).size(), 15u);
   EXPECT_TRUE(Exists("running"));
+}
+
+// A store whose finished family is gone but whose marker says it was
+// indexed (damage accepted at open) is indexed again.
+TEST_F(RetentionStoreTest, IndexesAgainWhenTheFamilyIsLost) {
+  CreateFinished("x", 100);
+  CreateFinished("y", 200);
+  store_.reset();
+  DropFinishedIndex(path_, /*keep_marker=*/true);
+  Reopen();
+  EXPECT_EQ(store_->GetStats().backfilled, 2);
+  EXPECT_EQ(Gids(Scan(INT64_MAX)), (std::vector<std::string>{"x", "y"}));
 }
 
 // The files shrink: the deletions and the records they delete are dropped
