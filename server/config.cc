@@ -1,6 +1,7 @@
 #include "server/config.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -81,6 +82,17 @@ ABSL_FLAG(int64_t, branch_channel_idle, 600,
           "flight keep theirs).");
 ABSL_FLAG(int, worker_threads, 0,
           "Engine threads; 0: the number of cores (at least 2).");
+ABSL_FLAG(int64_t, retention, 7 * 24 * 3600,
+          "Seconds after which a finished (succeed or failed) transaction is "
+          "deleted with its branches; 0 keeps them forever.");
+ABSL_FLAG(int, retention_batch_size, 500,
+          "Finished transactions deleted in one store write by retention.");
+ABSL_FLAG(int64_t, retention_batch_pause_ms, 50,
+          "Pause between two retention deletions of one pass, milliseconds.");
+ABSL_FLAG(int64_t, retention_compact_interval, 3600,
+          "Least time between two compactions that give the space of deleted "
+          "transactions back to the file system, seconds; 0 compacts after "
+          "every retention pass that deleted something.");
 ABSL_FLAG(int, max_active_transactions, 20000,
           "Most transactions driven at once; the rest stay in the store and "
           "are driven as runners retire.");
@@ -238,6 +250,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_order_edges = absl::GetFlag(FLAGS_max_order_edges);
   c.max_branch_channels = absl::GetFlag(FLAGS_max_branch_channels);
   c.branch_channel_idle_s = absl::GetFlag(FLAGS_branch_channel_idle);
+  c.retention_s = absl::GetFlag(FLAGS_retention);
+  c.retention_batch_size = absl::GetFlag(FLAGS_retention_batch_size);
+  c.retention_batch_pause_ms = absl::GetFlag(FLAGS_retention_batch_pause_ms);
+  c.retention_compact_interval_s =
+      absl::GetFlag(FLAGS_retention_compact_interval);
   c.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   c.max_active_transactions = absl::GetFlag(FLAGS_max_active_transactions);
   c.max_queued_events = absl::GetFlag(FLAGS_max_queued_events);
@@ -284,7 +301,8 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_queued_events", c.max_queued_events),
         Positive("grpc_memory_mib", c.grpc_memory_mib),
         Positive("store_max_queued_writes", c.store_max_queued_writes),
-        Positive("store_max_queued_bytes", c.store_max_queued_bytes)}) {
+        Positive("store_max_queued_bytes", c.store_max_queued_bytes),
+        Positive("retention_batch_size", c.retention_batch_size)}) {
     if (!s.ok()) return s;
   }
   if (c.request_timeout_s > c.max_request_timeout_s) {
@@ -312,6 +330,24 @@ absl::StatusOr<Config> ConfigFromFlags() {
       !c.alert_webhook.empty() && !IsWebhookUrl(c.alert_webhook, &why)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--alert_webhook '", c.alert_webhook, "' ", why));
+  }
+  // Bounded so that the times in milliseconds cannot overflow.
+  constexpr int64_t kMaxSeconds = int64_t{1} << 43;
+  for (auto [name, value] :
+       {std::pair<const char*, int64_t>{"retention", c.retention_s},
+        {"retention_batch_pause_ms", c.retention_batch_pause_ms},
+        {"retention_compact_interval", c.retention_compact_interval_s}}) {
+    if (value < 0 || value > kMaxSeconds) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, " must be 0..", kMaxSeconds, ", got ", value));
+    }
+  }
+  // One deletion holds the store's writer: keep it short.
+  constexpr int kMaxRetentionBatch = 100000;
+  if (c.retention_batch_size > kMaxRetentionBatch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--retention_batch_size must be at most ",
+                     kMaxRetentionBatch, ", got ", c.retention_batch_size));
   }
   if (c.worker_threads < 0) {
     return absl::InvalidArgumentError("--worker_threads must be >= 0");

@@ -65,6 +65,13 @@ struct Config {
   // For tests only: the first due-index scan waits this long.
   int64_t testing_recovery_delay_ms = 0;
 
+  // Retention (server/retention.h): finished transactions are deleted this
+  // long after they finished; 0 keeps them forever.
+  int64_t retention_s = 7 * 24 * 3600;
+  int retention_batch_size = 500;               // transactions per deletion.
+  int64_t retention_batch_pause_ms = 50;        // between deletions of a pass.
+  int64_t retention_compact_interval_s = 3600;  // 0: after every pass.
+
   int worker_threads = 0;               // 0: number of cores, at least 2.
   int max_active_transactions = 20000;  // runners in memory at once.
   int max_queued_events = 100000;       // over it: RESOURCE_EXHAUSTED.

@@ -77,6 +77,19 @@ void Engine::Start() {
   pool_.Post([this] { PollDue(/*periodic=*/true); });
 }
 
+void Engine::DropBusy(std::vector<storage::FinishedTrans>* finished) {
+  absl::MutexLock lock(&mu_);
+  finished->erase(std::remove_if(finished->begin(), finished->end(),
+                                 [this](const storage::FinishedTrans& f)
+                                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                       return active_.contains(f.gid) ||
+                                              creating_.contains(f.gid) ||
+                                              held_.contains(f.gid) ||
+                                              parked_.contains(f.gid);
+                                     }),
+                  finished->end());
+}
+
 void Engine::Shutdown() {
   if (stopping_.exchange(true)) return;
   std::vector<std::shared_ptr<Waiter>> waiters;

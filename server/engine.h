@@ -156,6 +156,11 @@ class Engine {
   // another trans type).
   void PrepareWorkflow(NewTransaction txn, ProgressCallback done);
 
+  // Removes from `finished` the gids the engine still holds (a runner, a
+  // create not yet durable, a held or parked gid): retention leaves them
+  // for a later pass.
+  void DropBusy(std::vector<storage::FinishedTrans>* finished);
+
   storage::Store* store() { return store_; }
   const Config& config() const { return config_; }
   Clock* clock() { return clock_; }

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/request_validation.h"
+#include "server/retention.h"
 #include "server/test_store.h"
 #include "storage/rocksdb_store.h"
 
@@ -35,6 +36,31 @@ class CountingInvoker : public BranchInvoker {
 
  private:
   std::atomic<int> calls_{0};
+};
+
+// Keeps every branch call until Release(); then answers OK.
+class HoldingInvoker : public BranchInvoker {
+ public:
+  void Call(BranchCall call, std::function<void(BranchAnswer)> done) override {
+    absl::MutexLock lock(&mu_);
+    held_.push_back(std::move(done));
+  }
+  int held() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(held_.size());
+  }
+  void Release() {
+    std::vector<std::function<void(BranchAnswer)>> held;
+    {
+      absl::MutexLock lock(&mu_);
+      held.swap(held_);
+    }
+    for (auto& done : held) done(BranchAnswer{0, ""});
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::function<void(BranchAnswer)>> held_ ABSL_GUARDED_BY(mu_);
 };
 
 using testing::HookedStore;
@@ -158,6 +184,64 @@ TEST_F(EngineTest, ShutdownAnswersWaitersAndRefusesNewWork) {
   });
   EXPECT_EQ(reply.code(), absl::StatusCode::kUnavailable);
   EXPECT_FALSE(store_->GetTransaction("g3").ok()) << "nothing was stored";
+}
+
+// Retention leaves a finished transaction alone while a runner still has
+// it (here: force stopped with its call in flight), deletes it once the
+// runner is gone, and a Submit of the deleted gid starts a new saga.
+TEST_F(EngineTest, RetentionSkipsAFinishedGidTheEngineStillHolds) {
+  HoldingInvoker holding;
+  engine_ = std::make_unique<Engine>(config_, hooked_.get(), &holding,
+                                     SystemClock::Get());
+  engine_->Start();
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Submit(Saga("kept", storage::kStatusSubmitted),
+                                /*wait_result=*/false, std::move(done));
+              }).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (holding.held() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(holding.held(), 1);
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->ForceStop("kept", "test", std::move(done));
+              }).ok());
+  ASSERT_EQ(store_->GetTransaction("kept")->status(), storage::kStatusFailed);
+
+  RetentionOptions options;
+  options.retention_ms = 1;
+  options.batch_pause_ms = 0;
+  Retention retention(options, hooked_.get(), SystemClock::Get(),
+                      [this](std::vector<storage::FinishedTrans>* finished) {
+                        engine_->DropBusy(finished);
+                      });
+  absl::SleepFor(absl::Milliseconds(5));  // Older than the retention.
+  absl::StatusOr<Retention::PassResult> pass = retention.RunPass();
+  ASSERT_TRUE(pass.ok()) << pass.status();
+  EXPECT_EQ(pass->deleted, 0);
+  EXPECT_EQ(pass->skipped, 1);
+  EXPECT_TRUE(store_->GetTransaction("kept").ok());
+
+  holding.Release();  // The runner retires with its last answer.
+  while (engine_->GetStats().live_runners > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  pass = retention.RunPass();
+  ASSERT_TRUE(pass.ok()) << pass.status();
+  EXPECT_EQ(pass->deleted, 1);
+  EXPECT_TRUE(absl::IsNotFound(store_->GetTransaction("kept").status()));
+
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Submit(Saga("kept", storage::kStatusSubmitted),
+                                /*wait_result=*/false, std::move(done));
+              }).ok());
+  while (holding.held() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  holding.Release();
+  EXPECT_EQ(WaitForStatus("kept", storage::kStatusSucceed),
+            storage::kStatusSucceed);
+  engine_.reset();  // Before `holding` goes.
 }
 
 }  // namespace

@@ -163,6 +163,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (server->metrics_) {
     server->metrics_->SetSampler([s = server.get()] { s->SampleMetrics(); });
   }
+  if (config.retention_s > 0) {
+    RetentionOptions retention;
+    retention.retention_ms = config.retention_s * 1000;
+    retention.batch_size = config.retention_batch_size;
+    retention.batch_pause_ms = config.retention_batch_pause_ms;
+    retention.compact_interval_ms = config.retention_compact_interval_s * 1000;
+    Engine* engine = server->engine_.get();
+    server->retention_ = std::make_unique<Retention>(
+        retention, server->store_.get(), SystemClock::Get(),
+        [engine](std::vector<storage::FinishedTrans>* finished) {
+          engine->DropBusy(finished);
+        });
+    server->retention_->Start();
+    LOG(INFO) << "retention: finished transactions are deleted "
+              << config.retention_s << " s after they finished";
+  } else {
+    LOG(INFO) << "retention: off (--retention=0), finished transactions "
+                 "are kept forever";
+  }
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
@@ -252,6 +271,7 @@ void Server::Shutdown() {
   if (grpc_server_ && grpc_server_->GetHealthCheckService() != nullptr) {
     grpc_server_->GetHealthCheckService()->Shutdown();
   }
+  if (retention_) retention_->Stop();
   // Waiting callers are answered first, so the gRPC shutdown below only has
   // quick replies left to finish.
   if (engine_) engine_->Shutdown();

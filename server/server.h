@@ -16,6 +16,7 @@
 #include "server/dtm_service.h"
 #include "server/engine.h"
 #include "server/metrics.h"
+#include "server/retention.h"
 #include "server/security.h"
 #include "storage/store.h"
 
@@ -63,6 +64,7 @@ class Server {
   std::unique_ptr<GrpcBranchInvoker> invoker_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Retention> retention_;  // null: --retention=0.
   std::unique_ptr<DtmService> dtm_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -139,6 +139,16 @@ class HookedStore : public storage::Store {
                                                    int limit) override {
     return inner_->ScanDue(until_ms, limit);
   }
+  absl::StatusOr<std::vector<storage::FinishedTrans>> ScanFinished(
+      int64_t before_ms, const std::optional<storage::FinishedTrans>& after,
+      int limit) override {
+    return inner_->ScanFinished(before_ms, after, limit);
+  }
+  void DeleteFinished(std::vector<storage::FinishedTrans> finished,
+                      storage::DeleteCallback done) override {
+    inner_->DeleteFinished(std::move(finished), std::move(done));
+  }
+  absl::Status ReclaimSpace() override { return inner_->ReclaimSpace(); }
   void Subscribe(std::string topic, std::string url, std::string remark,
                  storage::StatusCallback done) override {
     inner_->Subscribe(std::move(topic), std::move(url), std::move(remark),

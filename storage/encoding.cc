@@ -82,6 +82,15 @@ std::optional<int64_t> DueKeyTime(absl::string_view key) {
   return static_cast<int64_t>(ReadBigEndian(key.substr(0, kDueTimeBytes)));
 }
 
+int64_t FinishedTime(const TransRecord& trans) {
+  return trans.finish_time_ms() > 0 ? trans.finish_time_ms()
+                                    : trans.update_time_ms();
+}
+
+std::string FinishedKey(const TransRecord& trans) {
+  return DueKey(FinishedTime(trans), trans.gid());
+}
+
 BranchDefinition DefinitionOf(const BranchRecord& branch) {
   BranchDefinition definition;
   definition.set_branch_id(branch.branch_id());

@@ -40,6 +40,11 @@ std::string DueTimePrefix(int64_t time_ms);
 // The time of a due key; nullopt for a key too short to be one.
 std::optional<int64_t> DueKeyTime(absl::string_view key);
 
+// The finished family's key: as a due key, with the time a final record
+// became final (its finish_time_ms, or update_time_ms when that is 0).
+int64_t FinishedTime(const TransRecord& trans);
+std::string FinishedKey(const TransRecord& trans);
+
 // Splits a branch into what never changes and what does.
 BranchDefinition DefinitionOf(const BranchRecord& branch);
 BranchState StateOf(const BranchRecord& branch);

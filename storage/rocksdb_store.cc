@@ -117,7 +117,7 @@ absl::Status RocksDBStore::CompactAll() {
 
 RocksDBStore::Stats RocksDBStore::GetStats() const {
   return {impl_->write_batches_.load(), impl_->synced_batches_.load(),
-          impl_->operations_.load()};
+          impl_->operations_.load(), impl_->backfilled_};
 }
 
 }  // namespace dtmd::storage

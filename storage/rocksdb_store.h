@@ -10,6 +10,11 @@
 //                  (unfinished transactions only)
 //   topics         topic name -> TopicRecord (its subscribers, in order;
 //                  added to format 2 later: created at open when missing)
+//   finished       finish time (8 bytes, big-endian, as due) gid -> ""
+//                  (final transactions only, written in the batch that
+//                  makes the record final; added to format 2 later: a
+//                  store without it is indexed once at open, see
+//                  "dtmd.finished_index" in default)
 // A branch is split in two records so that an answer rewrites its small
 // state, never its payload (a new branch is one key: its definition carries
 // its initial state); a saga step's action and compensation share one
@@ -127,6 +132,19 @@ class RocksDBStore : public Store {
       int limit) override;
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override;
+  // Reads the finished family only, from `after` (or its start) up to
+  // before_ms.
+  absl::StatusOr<std::vector<FinishedTrans>> ScanFinished(
+      int64_t before_ms, const std::optional<FinishedTrans>& after,
+      int limit) override;
+  // One write of the writer (kNoSync): per transaction a point read of its
+  // record and of its last branch key, then point deletes.
+  void DeleteFinished(std::vector<FinishedTrans> finished,
+                      DeleteCallback done) override;
+  // Compacts the trans, branch and finished families (not exclusively:
+  // RocksDB's own compactions go on), so that the deletions' tombstones
+  // meet the records they delete and both are dropped.
+  absl::Status ReclaimSpace() override;
   void Subscribe(std::string topic, std::string url, std::string remark,
                  StatusCallback done) override;
   void Unsubscribe(std::string topic, std::string url,
@@ -148,6 +166,9 @@ class RocksDBStore : public Store {
     int64_t write_batches = 0;   // RocksDB writes made by the writer.
     int64_t synced_batches = 0;  // WAL fsyncs made by the syncer.
     int64_t operations = 0;      // store operations applied.
+    // Final records indexed by the one-time backfill at this open (a store
+    // written before the finished family existed); 0 otherwise.
+    int64_t backfilled = 0;
   };
   Stats GetStats() const;
 

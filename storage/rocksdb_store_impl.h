@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -36,20 +37,36 @@ struct Families {
   rocksdb::ColumnFamilyHandle* branch_states;  // branch key -> state.
   rocksdb::ColumnFamilyHandle* due;            // due key -> "".
   rocksdb::ColumnFamilyHandle* topics;         // topic -> TopicRecord.
+  rocksdb::ColumnFamilyHandle* finished;       // finished key -> "".
 };
+
+// The families of `handles`, in the order they are opened.
+inline Families FamiliesOf(
+    const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  return {handles.at(0), handles.at(1), handles.at(2), handles.at(3),
+          handles.at(4), handles.at(5), handles.at(6)};
+}
+
+// Indexes every final record of the trans family in the finished family
+// (rocksdb_store_retention.cc): once, for a store written before that
+// family existed. Returns how many records it indexed.
+absl::StatusOr<int64_t> BackfillFinishedIndex(rocksdb::DB* db,
+                                              const Families& cfs);
 
 // The writes of one group, staged in a plain WriteBatch, and what later ops
 // of the same group must see of them: the transaction records written (by
-// gid), how many branches each gid gained, and the topic records written
-// or deleted. (An indexed batch would serve too, but sorting every key of
-// every group into an index cost about 8% of dtmd's CPU in the saga
-// benchmarks.) Writer-thread confined.
+// gid; deleted ones as deleted), how many branches each gid gained, and the
+// topic records written or deleted. (An indexed batch would serve too, but
+// sorting every key of every group into an index cost about 8% of dtmd's CPU in
+// the saga benchmarks.) Writer-thread confined.
 class GroupOverlay {
  public:
   rocksdb::WriteBatch* batch() { return &batch_; }
   void Clear() {
     batch_.Clear();
     trans_.clear();
+    deleted_trans_.clear();
+    cleared_branches_.clear();
     new_branches_.clear();
     topics_.clear();
   }
@@ -59,7 +76,23 @@ class GroupOverlay {
     return it == trans_.end() ? nullptr : &it->second;
   }
   void PutTrans(absl::string_view gid, std::string value) {
+    deleted_trans_.erase(gid);
     trans_[gid] = std::move(value);
+  }
+  // Whether this group deleted gid's record (and wrote none since).
+  bool TransDeleted(absl::string_view gid) const {
+    return deleted_trans_.contains(gid);
+  }
+  // Also deletes the stored branches: branches of gid created later in the
+  // group count from position 0.
+  void DeleteTrans(absl::string_view gid) {
+    trans_.erase(gid);
+    new_branches_.erase(gid);
+    deleted_trans_.insert(std::string(gid));
+    cleared_branches_.insert(std::string(gid));
+  }
+  bool BranchesCleared(absl::string_view gid) const {
+    return cleared_branches_.contains(gid);
   }
   // Branches created for gid in this group.
   int32_t NewBranches(absl::string_view gid) const {
@@ -80,6 +113,8 @@ class GroupOverlay {
  private:
   rocksdb::WriteBatch batch_;
   absl::flat_hash_map<std::string, std::string> trans_;
+  absl::flat_hash_set<std::string> deleted_trans_;
+  absl::flat_hash_set<std::string> cleared_branches_;
   absl::flat_hash_map<std::string, int32_t> new_branches_;
   absl::flat_hash_map<std::string, std::optional<std::string>> topics_;
 };
@@ -118,7 +153,8 @@ class RocksDBStore::Impl {
       kAppend,
       kSubscribe,
       kUnsubscribe,
-      kDeleteTopic
+      kDeleteTopic,
+      kDeleteFinished
     };
     Kind kind;
     TransRecord trans;            // kCreate, kUpdate.
@@ -132,6 +168,12 @@ class RocksDBStore::Impl {
     size_t bytes = 0;            // Counted against options.max_queued_bytes.
     std::string topic = {};      // kSubscribe, kUnsubscribe, kDeleteTopic.
     Subscriber subscriber = {};  // kSubscribe; kUnsubscribe (url only).
+    std::vector<FinishedTrans> finished = {};  // kDeleteFinished.
+    // kDeleteFinished: the branch count of each, counted before the op is
+    // queued (a final transaction gains no branches), so that the writer
+    // does not walk branch keys.
+    std::vector<int32_t> branch_counts = {};
+    DeleteCallback delete_done = nullptr;  // kDeleteFinished.
   };
 
   // What the DB needs kept alive beside it, released after it closes.
@@ -140,6 +182,7 @@ class RocksDBStore::Impl {
     std::unique_ptr<rocksdb::Env> env;  // null: RocksDB's default.
     std::shared_ptr<StoreHealth> health;
     SyncedSequenceFile synced_file;
+    int64_t backfilled = 0;  // Records the open indexed (Stats::backfilled).
   };
 
   Impl(RocksDBStoreOptions options, Resources resources, rocksdb::DB* db,
@@ -179,12 +222,14 @@ class RocksDBStore::Impl {
   std::atomic<int64_t> write_batches_{0};
   std::atomic<int64_t> synced_batches_{0};
   std::atomic<int64_t> operations_{0};
+  const int64_t backfilled_;
 
  private:
   // What one op's callback will get, if the group's write succeeds.
   struct Outcome {
     absl::Status status;
     CreateResult create;
+    int64_t deleted = 0;  // kDeleteFinished.
   };
   // One key change, prepared before anything reaches the group's batch so
   // that an op adds all of its changes or none.
@@ -217,6 +262,9 @@ class RocksDBStore::Impl {
   absl::Status StageSubscribe(Op& op, Overlay* batch, Changes* changes);
   absl::Status StageUnsubscribe(Op& op, Overlay* batch, Changes* changes);
   absl::Status StageDeleteTopic(Op& op, Overlay* batch, Changes* changes);
+  // rocksdb_store_retention.cc.
+  absl::Status StageDeleteFinished(Op& op, Overlay* batch, Changes* changes,
+                                   int64_t* deleted);
   // Definitions (payloads shared, see SharePayloads) and states of branches
   // being created.
   void StageNewBranches(absl::string_view gid,
@@ -226,6 +274,9 @@ class RocksDBStore::Impl {
                                  Changes* changes);
   void StageDueMove(absl::string_view gid, const TransRecord* old_trans,
                     const TransRecord& new_trans, Changes* changes);
+  // Keeps the finished index in step (rocksdb_store_retention.cc).
+  void StageFinishedMove(absl::string_view gid, const TransRecord* old_trans,
+                         const TransRecord& new_trans, Changes* changes);
 
   // rocksdb_store_writer.cc.
   void WriterLoop();

@@ -29,17 +29,24 @@ constexpr char kAcceptHint[] =
     " Restore the data dir from a backup, or start with --accept_data_loss "
     "to continue with what can be recovered.";
 
-// The column families of format 2, in Families order. `topics` came
-// later: a format-2 store written before it gets it (empty) at open; every
-// other family must be there.
+// Set (synced) once every final record is in the finished family: at
+// creation, or by the backfill of a store written before that family.
+constexpr char kFinishedIndexKey[] = "dtmd.finished_index";
+
+// The column families of format 2, in Families order. `topics` and
+// `finished` came later: a format-2 store written before them gets them
+// (empty) at open, and the finished family is filled from the records;
+// every other family must be there.
 constexpr char kTopicsFamily[] = "topics";
+constexpr char kFinishedFamily[] = "finished";
 std::vector<std::string> FamilyNames() {
   return {rocksdb::kDefaultColumnFamilyName,
           "trans",
           "branch_defs",
           "branch_states",
           "due",
-          kTopicsFamily};
+          kTopicsFamily,
+          kFinishedFamily};
 }
 
 struct DbOptions {
@@ -73,11 +80,19 @@ DbOptions MakeOptions(const RocksDBStoreOptions& options, rocksdb::Env* env,
   rocksdb::ColumnFamilyOptions due_options = cf_options;
   due_options.table_properties_collector_factories.push_back(
       rocksdb::NewCompactOnDeletionCollectorFactory(128, 64, 0.5));
+  // Retention deletes whole transactions: files where deletions pile up are
+  // compacted early too, which drops them with the records they delete.
+  rocksdb::ColumnFamilyOptions record_options = cf_options;
+  record_options.table_properties_collector_factories =
+      due_options.table_properties_collector_factories;
+  trans_options.table_properties_collector_factories =
+      due_options.table_properties_collector_factories;
 
   const std::vector<std::string> names = FamilyNames();
-  result.families = {{names[0], cf_options},  {names[1], trans_options},
-                     {names[2], cf_options},  {names[3], cf_options},
-                     {names[4], due_options}, {names[5], cf_options}};
+  result.families = {{names[0], cf_options},     {names[1], trans_options},
+                     {names[2], record_options}, {names[3], record_options},
+                     {names[4], due_options},    {names[5], cf_options},
+                     {names[6], due_options}};
   return result;
 }
 
@@ -132,10 +147,11 @@ absl::StatusOr<Existing> Inspect(const std::string& path,
 
 // Refuses an existing store that is damaged or of another layout. Sets
 // *initialize when the store holds nothing yet (created, then interrupted
-// before the format key was written).
+// before the format key was written), and *index_finished when it has no
+// finished family (the open creates it empty; FinishOpen fills it).
 absl::Status CheckExisting(const RocksDBStoreOptions& options,
                            const DbOptions& db_options, bool has_marker,
-                           bool* initialize) {
+                           bool* initialize, bool* index_finished) {
   const std::string& path = options.path;
   const bool accept = options.accept_data_loss;
   if (absl::Status s = CheckManifestComplete(path); !s.ok()) {
@@ -154,6 +170,9 @@ absl::Status CheckExisting(const RocksDBStoreOptions& options,
                << "; opening anyway (--accept_data_loss)";
     return absl::OkStatus();
   }
+  *index_finished =
+      std::find(existing->families.begin(), existing->families.end(),
+                kFinishedFamily) == existing->families.end();
   if (!existing->format.empty() && existing->format != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the store in ", path, " has format ", existing->format,
@@ -165,7 +184,7 @@ absl::Status CheckExisting(const RocksDBStoreOptions& options,
     // with an empty one; only the family added to format 2 later may be
     // missing.
     for (const std::string& name : FamilyNames()) {
-      if (name == kTopicsFamily ||
+      if (name == kTopicsFamily || name == kFinishedFamily ||
           std::find(existing->families.begin(), existing->families.end(),
                     name) != existing->families.end()) {
         continue;
@@ -216,13 +235,37 @@ absl::Status CheckExisting(const RocksDBStoreOptions& options,
 // the open; after an accepted loss this also forgets the higher number that
 // was lost), and the marker that says this dir holds a store.
 absl::Status FinishOpen(const std::string& path, rocksdb::DB* db,
-                        rocksdb::ColumnFamilyHandle* meta, bool initialize,
-                        SyncedSequenceFile& synced_file) {
+                        const Families& cfs, bool initialize,
+                        bool index_finished, SyncedSequenceFile& synced_file,
+                        int64_t* backfilled) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
   if (initialize) {
-    rocksdb::WriteOptions sync;
-    sync.sync = true;
-    rocksdb::Status s = db->Put(sync, meta, kFormatKey, kFormatVersion);
+    rocksdb::WriteBatch batch;
+    rocksdb::Status s = batch.Put(cfs.meta, kFormatKey, kFormatVersion);
+    if (s.ok()) s = batch.Put(cfs.meta, kFinishedIndexKey, "1");
+    if (s.ok()) s = db->Write(sync, &batch);
     if (!s.ok()) return FromRocks(s, "RocksDBStore: write format");
+  } else {
+    std::string indexed;
+    rocksdb::Status s =
+        db->Get(rocksdb::ReadOptions(), cfs.meta, kFinishedIndexKey, &indexed);
+    if (s.IsNotFound() || (s.ok() && index_finished)) {
+      // Written before the finished family (or the family was lost and the
+      // open is accepting the loss): index it once. An interrupted backfill
+      // is redone; its writes are idempotent.
+      const absl::Time start = absl::Now();
+      absl::StatusOr<int64_t> count = BackfillFinishedIndex(db, cfs);
+      if (!count.ok()) return count.status();
+      s = db->Put(sync, cfs.meta, kFinishedIndexKey, "1");
+      if (!s.ok()) return FromRocks(s, "RocksDBStore: write index marker");
+      *backfilled = *count;
+      LOG(INFO) << "RocksDBStore: indexed " << *count
+                << " finished transactions for retention in "
+                << absl::ToInt64Milliseconds(absl::Now() - start) << " ms";
+    } else if (!s.ok()) {
+      return FromRocks(s, "RocksDBStore: read index marker");
+    }
   }
   if (absl::Status s = synced_file.Record(db->GetLatestSequenceNumber());
       !s.ok()) {
@@ -269,9 +312,10 @@ absl::StatusOr<std::unique_ptr<RocksDBStore>> RocksDBStore::Open(
   const bool has_marker = FileExists(options.path, kMarkerFile);
   const bool has_db = FileExists(options.path, "CURRENT");
   bool initialize = !has_db;
+  bool index_finished = false;
   if (has_db) {
-    if (absl::Status s =
-            CheckExisting(options, db_options, has_marker, &initialize);
+    if (absl::Status s = CheckExisting(options, db_options, has_marker,
+                                       &initialize, &index_finished);
         !s.ok()) {
       return s;
     }
@@ -291,8 +335,9 @@ absl::StatusOr<std::unique_ptr<RocksDBStore>> RocksDBStore::Open(
   if (!s.ok()) {
     return FromRocks(s, absl::StrCat("RocksDBStore: open ", options.path));
   }
-  absl::Status prepared = FinishOpen(options.path, db, handles[0], initialize,
-                                     resources.synced_file);
+  absl::Status prepared =
+      FinishOpen(options.path, db, FamiliesOf(handles), initialize,
+                 index_finished, resources.synced_file, &resources.backfilled);
   if (!prepared.ok()) {
     for (rocksdb::ColumnFamilyHandle* handle : handles) {
       db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();

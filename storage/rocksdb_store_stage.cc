@@ -41,6 +41,9 @@ absl::StatusOr<TransRecord> ReadTrans(rocksdb::DB* db, const Families& cfs,
                                       absl::string_view gid,
                                       const GroupOverlay* overlay) {
   TransRecord record;
+  if (overlay != nullptr && overlay->TransDeleted(gid)) {
+    return absl::NotFoundError(absl::StrCat("transaction ", gid, " not found"));
+  }
   if (const std::string* staged =
           overlay == nullptr ? nullptr : overlay->Trans(gid);
       staged != nullptr) {
@@ -125,6 +128,7 @@ absl::StatusOr<int32_t> CountBranches(rocksdb::DB* db, const Families& cfs,
                                       absl::string_view gid,
                                       const GroupOverlay* overlay) {
   const int32_t staged = overlay == nullptr ? 0 : overlay->NewBranches(gid);
+  if (overlay != nullptr && overlay->BranchesCleared(gid)) return staged;
   std::string upper;
   rocksdb::Slice upper_slice;
   rocksdb::ReadOptions read_options;
@@ -193,6 +197,10 @@ RocksDBStore::Impl::Outcome RocksDBStore::Impl::Apply(
     case Op::Kind::kDeleteTopic:
       outcome.status = StageDeleteTopic(op, batch, &changes);
       break;
+    case Op::Kind::kDeleteFinished:
+      outcome.status =
+          StageDeleteFinished(op, batch, &changes, &outcome.deleted);
+      break;
   }
   if (!outcome.status.ok()) return outcome;
   for (Change& change : changes) {
@@ -203,6 +211,8 @@ RocksDBStore::Impl::Outcome RocksDBStore::Impl::Apply(
     // What later ops of the group read: records, branch counts, topics.
     if (!change.is_delete && change.cf == cfs_.trans) {
       batch->PutTrans(change.key, std::move(change.value));
+    } else if (change.is_delete && change.cf == cfs_.trans) {
+      batch->DeleteTrans(change.key);
     } else if (!change.is_delete && change.cf == cfs_.branch_defs) {
       batch->AddNewBranch(BranchKeyGid(change.key));
     } else if (change.cf == cfs_.topics) {
@@ -241,6 +251,7 @@ absl::Status RocksDBStore::Impl::StageCreate(Op& op, Overlay* batch,
   }
   StageNewBranches(gid, op.branches, changes);
   StageDueMove(gid, nullptr, op.trans, changes);
+  StageFinishedMove(gid, nullptr, op.trans, changes);
   result->created = true;
   return absl::OkStatus();
 }
@@ -257,6 +268,7 @@ absl::Status RocksDBStore::Impl::StageUpdate(Op& op, Overlay* batch,
     return s;
   }
   StageDueMove(gid, &*stored, op.trans, changes);
+  StageFinishedMove(gid, &*stored, op.trans, changes);
   return absl::OkStatus();
 }
 

@@ -33,9 +33,9 @@ RocksDBStore::Impl::Impl(RocksDBStoreOptions options, Resources resources,
       env_(std::move(resources.env)),
       db_(db),
       handles_(std::move(handles)),
-      cfs_{handles_.at(0), handles_.at(1), handles_.at(2),
-           handles_.at(3), handles_.at(4), handles_.at(5)},
+      cfs_(FamiliesOf(handles_)),
       health_(std::move(resources.health)),
+      backfilled_(resources.backfilled),
       synced_file_(std::move(resources.synced_file)),
       syncer_([this] { SyncerLoop(); }),
       writer_([this] { WriterLoop(); }) {}
@@ -72,6 +72,7 @@ void RocksDBStore::Impl::Enqueue(Op op) {
   for (const BranchRecord& branch : op.branches) bytes += branch.ByteSizeLong();
   bytes +=
       op.topic.size() + op.subscriber.url.size() + op.subscriber.remark.size();
+  for (const FinishedTrans& f : op.finished) bytes += f.gid.size() + 8;
   absl::MutexLock lock(&mu_);
   CHECK(!writer_done_) << "RocksDBStore: write issued after destruction";
   if (queued_writes_ >= static_cast<size_t>(options_.max_queued_writes) ||
@@ -86,6 +87,10 @@ void RocksDBStore::Impl::Enqueue(Op op) {
     op.branches.shrink_to_fit();
     op.topic.clear();
     op.subscriber = Subscriber();
+    op.finished.clear();
+    op.finished.shrink_to_fit();
+    op.branch_counts.clear();
+    op.branch_counts.shrink_to_fit();
   } else {
     op.bytes = bytes;
     ++queued_writes_;
@@ -316,7 +321,13 @@ void RocksDBStore::Impl::Complete(Op& op, Outcome& outcome) {
   // Counted before the callback, so that a caller who saw its callback also
   // sees it in GetStats().
   ++operations_;
-  if (op.kind != Op::Kind::kCreate) {
+  if (op.kind == Op::Kind::kDeleteFinished) {
+    if (outcome.status.ok()) {
+      op.delete_done(outcome.deleted);
+    } else {
+      op.delete_done(std::move(outcome.status));
+    }
+  } else if (op.kind != Op::Kind::kCreate) {
     op.status_done(std::move(outcome.status));
   } else if (outcome.status.ok()) {
     if (outcome.create.created) {

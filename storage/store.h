@@ -85,8 +85,18 @@ struct TransPage {
   std::optional<TransCursor> next;
 };
 
+// A finished transaction as the finish-time index lists it: its gid and
+// the time it became final (finish_time_ms, or update_time_ms for a record
+// that has none). Also the cursor of ScanFinished.
+struct FinishedTrans {
+  int64_t finish_time_ms = 0;
+  std::string gid;
+};
+
 using StatusCallback = std::function<void(absl::Status)>;
 using CreateCallback = std::function<void(absl::StatusOr<CreateResult>)>;
+// The number of transactions deleted.
+using DeleteCallback = std::function<void(absl::StatusOr<int64_t>)>;
 
 class Store {
  public:
@@ -149,6 +159,32 @@ class Store {
   // next_cron_time order, at most `limit`.
   virtual absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                            int limit) = 0;
+
+  // Retention (server/retention.h). A store without it keeps everything:
+  // ScanFinished finds nothing.
+  //
+  // Finished transactions with finish time < before_ms, in (finish time,
+  // gid) order, strictly after `after` when set, at most `limit`. Reads an
+  // index, not every record.
+  virtual absl::StatusOr<std::vector<FinishedTrans>> ScanFinished(
+      int64_t before_ms, const std::optional<FinishedTrans>& after, int limit) {
+    (void)before_ms, (void)after, (void)limit;
+    return std::vector<FinishedTrans>();
+  }
+  // Deletes each listed transaction that is still final with that finish
+  // time: its record, its branches and its index entries, applied in issue
+  // order with the other writes (a create of the same gid issued later
+  // creates a new transaction). Entries that no longer match are dropped
+  // from the index only. Not synced: a deletion lost in a crash is redone by
+  // the next pass. `done` gets the number of transactions deleted.
+  virtual void DeleteFinished(std::vector<FinishedTrans> finished,
+                              DeleteCallback done) {
+    (void)finished;
+    done(absl::UnimplementedError("this store does not delete transactions"));
+  }
+  // Gives the space of deleted transactions back to the file system
+  // (compaction). Blocks, doing I/O; never on the serving path.
+  virtual absl::Status ReclaimSpace() { return absl::OkStatus(); }
 
   // Topics. Writes are always synced (an OK may be acknowledged), applied
   // in issue order with the other writes, and checked against the state the
