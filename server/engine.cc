@@ -145,9 +145,9 @@ void Engine::Shutdown() {
 }
 
 void Engine::RaiseRetryAlert(RetryAlert alert) {
-  // The one place every retry alert passes: count it here (the metric
-  // dtmd_branch_retry_alerts_total goes next to this counter).
+  // The one place every retry alert passes.
   retry_alerts_.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_ != nullptr) metrics_->RetryAlert();
   const int64_t limit = config_.alert_retry_limit;
   LOG(WARNING) << "retry alert: gid " << alert.gid << " (" << alert.trans_type
                << ", " << alert.status << ") branch " << alert.branch_id << " "

@@ -220,6 +220,13 @@ Metrics::Metrics()
   store_write_ops_ = &AddCounter(
       "dtmd_store_write_ops_total",
       "Store writes (creates, updates, ...) grouped into those batches");
+  retry_alerts_ = &AddCounter(
+      "dtmd_branch_retry_alerts_total",
+      "Retry alerts raised: a branch retried --alert_retry_limit times, "
+      "then at each doubling");
+  retention_deleted_ =
+      &AddCounter("dtmd_retention_deleted_total",
+                  "Finished transactions deleted by retention");
 }
 
 Metrics::~Metrics() {

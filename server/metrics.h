@@ -94,6 +94,12 @@ class Metrics final : public storage::WriteObserver {
   // A branch (or msg query) call answered with `outcome` after `seconds`.
   void BranchCalled(absl::string_view trans_type, absl::string_view op,
                     txn::BranchOutcome outcome, double seconds);
+  // A branch reached a retry alert point (--alert_retry_limit).
+  void RetryAlert() { retry_alerts_->Increment(); }
+  // Retention deleted `count` more finished transactions (sampled).
+  void RetentionDeleted(int64_t count) {
+    if (count > 0) retention_deleted_->Increment(static_cast<double>(count));
+  }
   // Sampled gauges (see SetSampler).
   void SetActiveTransactions(int64_t count) {
     active_transactions_->Set(static_cast<double>(count));
@@ -145,6 +151,8 @@ class Metrics final : public storage::WriteObserver {
   absl::Mutex sampler_mu_;
   std::function<void()> sampler_ ABSL_GUARDED_BY(sampler_mu_);
 
+  prometheus::Counter* retry_alerts_ = nullptr;
+  prometheus::Counter* retention_deleted_ = nullptr;
   prometheus::Family<prometheus::Counter>* server_process_;
   prometheus::Family<prometheus::Histogram>* server_duration_;
   // Method name ("/pkg.Service/Method") -> its series; filled by

@@ -160,9 +160,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   // (WatchStore turns it to SERVING), so that readiness probes wait for it.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   server->engine_->Start();
-  if (server->metrics_) {
-    server->metrics_->SetSampler([s = server.get()] { s->SampleMetrics(); });
-  }
   if (config.retention_s > 0) {
     RetentionOptions retention;
     retention.retention_ms = config.retention_s * 1000;
@@ -181,6 +178,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   } else {
     LOG(INFO) << "retention: off (--retention=0), finished transactions "
                  "are kept forever";
+  }
+  if (server->metrics_) {
+    server->metrics_->SetSampler([s = server.get()] { s->SampleMetrics(); });
   }
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
@@ -214,6 +214,11 @@ void Server::SampleMetrics() {
       SystemClock::Get()->NowMs(), static_cast<int>(Metrics::kMaxDueCounted));
   if (due.ok()) {
     metrics_->SetDueTransactions(static_cast<int64_t>(due->size()));
+  }
+  if (retention_ != nullptr) {
+    const int64_t deleted = retention_->deleted_total();
+    metrics_->RetentionDeleted(deleted -
+                               retention_deleted_sampled_.exchange(deleted));
   }
 }
 

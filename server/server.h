@@ -3,6 +3,7 @@
 #ifndef DTMD_SERVER_SERVER_H_
 #define DTMD_SERVER_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -71,6 +72,8 @@ class Server {
   absl::Mutex watch_mu_;
   bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
   std::thread store_watch_;
+  // Retention's deleted count at the last scrape.
+  std::atomic<int64_t> retention_deleted_sampled_{0};
 };
 
 // dtmd's exit code when its store stopped writing for good (a failed WAL

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -460,6 +461,61 @@ TEST_F(MetricsTest, GaugesShowActiveAndDueTransactions) {
             failed_before + 1);
   EXPECT_EQ(stopped.Sum("dtmd_active_transactions"), 0);
   EXPECT_EQ(stopped.Sum("dtmd_due_transactions"), 0);
+}
+
+TEST_F(MetricsTest, CountsRetryAlertsAndRetentionDeletions) {
+  // A dtmd of its own: alerts from the first retry, retention after 1 s.
+  std::unique_ptr<DtmdProcess> dtmd;
+  int port = 0;
+  for (int attempt = 0; attempt < 3 && dtmd == nullptr; ++attempt) {
+    port = FreePort();
+    auto process = std::make_unique<DtmdProcess>(
+        MakeTempDir("metrics-alerts"),
+        std::vector<std::string>{"--retry_interval=1", "--cron_interval=1",
+                                 "--max_retry_interval=1",
+                                 "--alert_retry_limit=1", "--retention=1",
+                                 "--retention_compact_interval=0",
+                                 absl::StrCat("--metrics_port=", port)});
+    if (process->Start().ok()) dtmd = std::move(process);
+  }
+  ASSERT_NE(dtmd, nullptr);
+  // One saga that succeeds (deleted by retention a second later) and one
+  // whose action keeps answering UNAVAILABLE (alerts at retries 1, 2, 4).
+  const std::string done = NewTestGid();
+  dtmd::client::Saga ok(dtmd->dtm(), done);
+  ok.Add(Url("Ok1"), Url("UndoOk1"), "").SetWaitResult(true);
+  ASSERT_TRUE(ok.Submit().ok());
+  const std::string stuck = NewTestGid();
+  branches_->SetScript(Method("Down"), stuck, {});
+  branches_->SetDefault(Method("Down"),
+                        {grpc::StatusCode::UNAVAILABLE, "down", 0});
+  dtmd::client::Saga down(dtmd->dtm(), stuck);
+  down.Add(Url("Down"), Url("UndoDown"), "");
+  ASSERT_TRUE(down.Submit().ok());
+
+  Scrape last;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<Scrape> scrape = Get(port);
+    if (scrape.ok()) {
+      last = *std::move(scrape);
+      if (last.Sum("dtmd_branch_retry_alerts_total") >= 2 &&
+          last.Sum("dtmd_retention_deleted_total") >= 1) {
+        break;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(last.Sum("dtmd_branch_retry_alerts_total"), 2);
+  EXPECT_EQ(last.Sum("dtmd_retention_deleted_total"), 1);
+  EXPECT_EQ(dtmd->GetTransaction(done).status().code(),
+            absl::StatusCode::kNotFound);
+  grpc::ClientContext context;
+  dtmd::admin::v1::ForceStopRequest request;
+  request.set_gid(stuck);
+  dtmd::admin::v1::ForceStopReply reply;
+  EXPECT_TRUE(dtmd->admin()->ForceStop(&context, request, &reply).ok());
+  EXPECT_EQ(dtmd->Stop(), 0);
 }
 
 TEST_F(MetricsTest, ServesOnlyMetricsPath) {
