@@ -6,6 +6,7 @@ Exits non-zero naming every problem found.
 import re
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -37,8 +38,8 @@ def main(rendered_path, dtmd):
     by_kind = {}
     for o in objects:
         by_kind.setdefault(o["kind"], []).append(o)
-    for kind, count in [("ConfigMap", 1), ("Service", 2), ("StatefulSet", 1),
-                        ("PodDisruptionBudget", 1)]:
+    for kind, count in [("ConfigMap", 1), ("Secret", 1), ("Service", 2),
+                        ("StatefulSet", 1), ("PodDisruptionBudget", 1)]:
         if len(by_kind.get(kind, [])) != count:
             problems.append(f"expected {count} {kind}, got {kinds}")
     if problems:
@@ -65,20 +66,52 @@ def main(rendered_path, dtmd):
     if mounts.get("data") != "/data" or "data" not in claims:
         problems.append("the data dir /data must be the volumeClaimTemplate 'data'")
 
+    # The configuration file: the ConfigMap's dtmd.yaml, mounted where
+    # --config points, and accepted by dtmd itself.
     (config_map,) = by_kind["ConfigMap"]
-    refs = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
-    if config_map["metadata"]["name"] not in refs:
-        problems.append("the container does not read the ConfigMap")
-    for name in config_map["data"]:
-        if name not in env_vars and f"$({name})" not in " ".join(container["args"]):
-            problems.append(f"ConfigMap key {name} is neither a dtmd environment "
-                            "variable nor used in args")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_volume = next((n for n, v in volumes.items()
+                          if v.get("configMap", {}).get("name") ==
+                          config_map["metadata"]["name"]), None)
+    config_mount = next((m for m in container["volumeMounts"]
+                         if m["name"] == config_volume), None)
+    config_args = [a.split("=", 1)[1] for a in container["args"]
+                   if a.startswith("--config=")]
+    if "dtmd.yaml" not in config_map.get("data", {}):
+        problems.append("the ConfigMap has no dtmd.yaml")
+    elif config_mount is None or config_args != [config_mount["mountPath"]]:
+        problems.append("--config does not name the mounted ConfigMap's dtmd.yaml")
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write(config_map["data"]["dtmd.yaml"])
+            f.flush()
+            checked = subprocess.run([dtmd, f"--config={f.name}", "--check_config"],
+                                     capture_output=True, text=True)
+        if checked.returncode != 0:
+            problems.append("dtmd refuses the ConfigMap's dtmd.yaml: " +
+                            checked.stderr.strip())
+        else:
+            config = yaml.safe_load(config_map["data"]["dtmd.yaml"])
+            token_file = config.get("AuthTokenFile", "")
+            # The token Secret is mounted where AuthTokenFile points.
+            (secret,) = by_kind["Secret"]
+            secret_volume = next((n for n, v in volumes.items()
+                                  if v.get("secret", {}).get("secretName") ==
+                                  secret["metadata"]["name"]), None)
+            secret_mount = next((m for m in container["volumeMounts"]
+                                 if m["name"] == secret_volume), None)
+            if secret_mount is None or not token_file.startswith(
+                    secret_mount["mountPath"] + "/") or \
+                    token_file.rsplit("/", 1)[1] not in secret.get("data", {}):
+                problems.append("AuthTokenFile is not a key of the mounted token Secret")
+    if container.get("envFrom"):
+        problems.append("settings belong in dtmd.yaml, not in envFrom")
     for env in container.get("env", []):
         if env["name"] not in env_vars and env["name"] not in ("POD_NAME", "POD_NAMESPACE"):
             problems.append(f"env {env['name']} is not a dtmd environment variable")
     for arg in container["args"]:
         m = re.match(r"--(\w+)=", arg)
-        if not m or m.group(1) not in flags:
+        if not m or (m.group(1) not in flags and m.group(1) != "config"):
             problems.append(f"arg {arg} is not a dtmd setting flag")
 
     container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
