@@ -56,7 +56,7 @@ done
 # The stuck saga: listed as submitted, its branch's attempts and last error
 # shown, then force-stopped.
 for want in 'rpc ForceStop' '"gid": "order-2"' '"status": "submitted"' \
-    '"lastCode": "UNAVAILABLE"' '"lastError": "' '"callCount": "' \
+    '"last_code": "UNAVAILABLE"' '"last_error": "' '"call_count": "' \
     '"status": "failed"' 'force stopped: stock service retired'; do
   expect grpcurl-operator "$want"
 done
