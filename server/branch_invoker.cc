@@ -103,6 +103,10 @@ struct InFlightCall {
 void GrpcBranchInvoker::Call(BranchCall call,
                              std::function<void(BranchAnswer)> done) {
   absl::StatusOr<txn::BranchTarget> target = txn::ParseBranchUrl(call.url);
+  if (target.ok() && target->http) {
+    target = absl::InvalidArgumentError(
+        "an http:// or https:// URL reached the gRPC branch invoker");
+  }
   if (!target.ok()) {
     // Validated at submission, so only a record written by an older version
     // could get here; it can never succeed, report it as unknown.

@@ -80,6 +80,13 @@ ABSL_FLAG(int, max_branch_channels, 1024,
 ABSL_FLAG(int64_t, branch_channel_idle, 600,
           "A branch channel unused this long is closed, seconds (calls in "
           "flight keep theirs).");
+ABSL_FLAG(int, max_http_host_connections, 16,
+          "Most connections open at once to one host:port of HTTP branches "
+          "(http:// and https:// URLs); more calls to it wait for one to be "
+          "free. Connections are kept alive and reused.");
+ABSL_FLAG(int, max_http_connections, 256,
+          "Most connections to HTTP branches open at once in all (and kept "
+          "alive when idle); more calls wait for one to be free.");
 ABSL_FLAG(int, worker_threads, 0,
           "Engine threads; 0: the number of cores (at least 2).");
 ABSL_FLAG(int64_t, retention, 7 * 24 * 3600,
@@ -140,11 +147,13 @@ ABSL_FLAG(std::string, branch_tls, "",
           "Empty: every branch call is plaintext.");
 ABSL_FLAG(std::string, branch_tls_ca_file, "",
           "PEM CA certificates that branch servers' certificates are "
-          "verified against; gRPC's default roots "
-          "if empty.");
+          "verified against, for --branch_tls targets and https:// branch "
+          "URLs; the default roots (gRPC's, the system's for https) if "
+          "empty.");
 ABSL_FLAG(std::string, branch_tls_cert_file, "",
           "PEM client certificate dtmd presents to TLS branch servers "
-          "(optional; with --branch_tls_key_file).");
+          "(--branch_tls targets and https:// URLs; optional; with "
+          "--branch_tls_key_file).");
 ABSL_FLAG(std::string, branch_tls_key_file, "",
           "PEM private key for --branch_tls_cert_file.");
 
@@ -206,13 +215,6 @@ absl::Status CheckSecurity(Config* c) {
       !s.ok()) {
     return s;
   }
-  const bool branch_tls = c->branch_tls_all || !c->branch_tls_targets.empty();
-  if (!branch_tls &&
-      (!c->branch_tls_ca_file.empty() || !c->branch_tls_cert_file.empty())) {
-    return absl::InvalidArgumentError(
-        "--branch_tls_ca_file and --branch_tls_cert_file need --branch_tls "
-        "('*' or the host:port targets to call over TLS)");
-  }
   return absl::OkStatus();
 }
 
@@ -250,6 +252,8 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.max_order_edges = absl::GetFlag(FLAGS_max_order_edges);
   c.max_branch_channels = absl::GetFlag(FLAGS_max_branch_channels);
   c.branch_channel_idle_s = absl::GetFlag(FLAGS_branch_channel_idle);
+  c.max_http_host_connections = absl::GetFlag(FLAGS_max_http_host_connections);
+  c.max_http_connections = absl::GetFlag(FLAGS_max_http_connections);
   c.retention_s = absl::GetFlag(FLAGS_retention);
   c.retention_batch_size = absl::GetFlag(FLAGS_retention_batch_size);
   c.retention_batch_pause_ms = absl::GetFlag(FLAGS_retention_batch_pause_ms);
@@ -297,6 +301,8 @@ absl::StatusOr<Config> ConfigFromFlags() {
         Positive("max_order_edges", c.max_order_edges),
         Positive("max_branch_channels", c.max_branch_channels),
         Positive("branch_channel_idle", c.branch_channel_idle_s),
+        Positive("max_http_host_connections", c.max_http_host_connections),
+        Positive("max_http_connections", c.max_http_connections),
         Positive("max_active_transactions", c.max_active_transactions),
         Positive("max_queued_events", c.max_queued_events),
         Positive("grpc_memory_mib", c.grpc_memory_mib),

@@ -54,6 +54,11 @@ struct Config {
   // used dropped first), and dropped after this long unused.
   int max_branch_channels = 1024;
   int64_t branch_channel_idle_s = 600;
+  // HTTP branches (http:// and https:// URLs): kept-alive connections,
+  // at most this many to one host:port and in all; calls over the bound
+  // wait for a free connection.
+  int max_http_host_connections = 16;
+  int max_http_connections = 256;
 
   // Store (storage/rocksdb_store.h).
   bool accept_data_loss = false;  // open a damaged store anyway.

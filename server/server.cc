@@ -101,8 +101,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   ChannelCache::Options channels;
   channels.max_channels = config.max_branch_channels;
   channels.idle_ms = config.branch_channel_idle_s * 1000;
-  server->invoker_ = std::make_unique<GrpcBranchInvoker>(
+  server->grpc_invoker_ = std::make_unique<GrpcBranchInvoker>(
       channels, SystemClock::Get(), *std::move(branch_tls));
+  HttpInvokerOptions http;
+  http.max_host_connections = config.max_http_host_connections;
+  http.max_connections = config.max_http_connections;
+  http.ca_file = config.branch_tls_ca_file;
+  http.cert_file = config.branch_tls_cert_file;
+  http.key_file = config.branch_tls_key_file;
+  absl::StatusOr<std::unique_ptr<HttpBranchInvoker>> http_invoker =
+      HttpBranchInvoker::Create(std::move(http));
+  if (!http_invoker.ok()) return http_invoker.status();
+  server->http_invoker_ = *std::move(http_invoker);
+  server->invoker_ = std::make_unique<RoutingBranchInvoker>(
+      server->grpc_invoker_.get(), server->http_invoker_.get());
   server->engine_ = std::make_unique<Engine>(
       config, server->store_.get(), server->invoker_.get(), SystemClock::Get(),
       server->metrics_.get());

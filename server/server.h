@@ -16,6 +16,7 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/engine.h"
+#include "server/http_branch_invoker.h"
 #include "server/metrics.h"
 #include "server/retention.h"
 #include "server/security.h"
@@ -62,7 +63,9 @@ class Server {
   // store the engine writes to, then the metrics all of them record into.
   std::unique_ptr<Metrics> metrics_;  // null when metrics are off.
   std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<GrpcBranchInvoker> invoker_;
+  std::unique_ptr<GrpcBranchInvoker> grpc_invoker_;
+  std::unique_ptr<HttpBranchInvoker> http_invoker_;
+  std::unique_ptr<RoutingBranchInvoker> invoker_;  // routes to the two.
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Retention> retention_;  // null: --retention=0.

@@ -83,7 +83,49 @@ bool IsMethodPart(absl::string_view part) {
   return true;
 }
 
+// "http(s)://host[:port][/path][?query]", already checked for printable
+// ASCII.
+absl::StatusOr<BranchTarget> ParseHttpUrl(absl::string_view url) {
+  BranchTarget result;
+  result.http = true;
+  result.https = absl::StartsWithIgnoreCase(url, "https://");
+  url.remove_prefix(result.https ? 8 : 7);
+  if (url.find('#') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("URL must not have a '#' fragment");
+  }
+  const size_t end = url.find_first_of("/?");
+  const absl::string_view authority = url.substr(0, end);
+  if (authority.empty()) return absl::InvalidArgumentError("URL has no host");
+  if (authority.find('@') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("URL must not carry user info ('@')");
+  }
+  absl::string_view host = authority;
+  // A port follows the last ':' unless that ':' is inside "[v6]".
+  const size_t colon = authority.rfind(':');
+  if (colon != absl::string_view::npos &&
+      authority.find(']', colon) == absl::string_view::npos) {
+    host = authority.substr(0, colon);
+    const absl::string_view port = authority.substr(colon + 1);
+    int port_value = 0;
+    if (port.empty() || !absl::ascii_isdigit(port.front()) ||
+        !absl::SimpleAtoi(port, &port_value) || port_value < 1 ||
+        port_value > 65535) {
+      return absl::InvalidArgumentError(
+          "URL port must be a number in 1..65535");
+    }
+  }
+  if (host.empty()) return absl::InvalidArgumentError("URL has no host");
+  if (absl::Status s = CheckHost(host); !s.ok()) return s;
+  result.target = std::string(authority);
+  return result;
+}
+
 }  // namespace
+
+bool IsHttpBranchUrl(absl::string_view url) {
+  return absl::StartsWithIgnoreCase(url, "http://") ||
+         absl::StartsWithIgnoreCase(url, "https://");
+}
 
 absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url) {
   for (size_t i = 0; i < url.size(); ++i) {
@@ -94,12 +136,7 @@ absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url) {
           i));
     }
   }
-  if (absl::StartsWithIgnoreCase(url, "http://") ||
-      absl::StartsWithIgnoreCase(url, "https://")) {
-    return absl::InvalidArgumentError(
-        "HTTP branches are not supported yet; a branch URL is "
-        "host:port/package.Service/Method (gRPC)");
-  }
+  if (IsHttpBranchUrl(url)) return ParseHttpUrl(url);
   const size_t scheme = url.find("://");
   if (scheme != absl::string_view::npos) {
     return absl::InvalidArgumentError(
@@ -141,7 +178,10 @@ absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url) {
         "URL service and method names may hold only letters, digits, '_', "
         "'.' and '-'");
   }
-  return BranchTarget{std::string(target), std::string(method)};
+  BranchTarget result;
+  result.target = std::string(target);
+  result.method = std::string(method);
+  return result;
 }
 
 }  // namespace dtmd::txn

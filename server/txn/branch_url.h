@@ -1,6 +1,7 @@
-// Branch URLs: "host:port/package.Service/Method" (docs/protocol.md section 3).
-// One parser, used when a transaction is accepted and when a branch is
-// called. Pure; thread-safe.
+// Branch URLs: "host:port/package.Service/Method" for gRPC branches
+// (docs/protocol.md section 3), or "http://host[:port][/path][?query]" and
+// "https://..." for HTTP branches. One parser, used when a transaction is
+// accepted and when a branch is called. Pure; thread-safe.
 #ifndef DTMD_SERVER_TXN_BRANCH_URL_H_
 #define DTMD_SERVER_TXN_BRANCH_URL_H_
 
@@ -12,8 +13,12 @@
 namespace dtmd::txn {
 
 struct BranchTarget {
+  // True for an http:// or https:// URL: then `target` is host[:port] as
+  // written and `method` is empty; the URL is called as written.
+  bool http = false;
+  bool https = false;
   std::string target;  // host:port, exactly as written in the URL.
-  std::string method;  // /package.Service/Method
+  std::string method;  // /package.Service/Method (gRPC only)
 
   // The gRPC channel target for `target`: always through the DNS resolver
   // ("dns:///host:port"), so that no host can select another gRPC resolver
@@ -29,11 +34,17 @@ struct BranchTarget {
 //  - port: decimal 1..65535;
 //  - package.Service and Method: letters, digits, '_', '.' and '-' only, so
 //    no NUL, control, space or non-ASCII byte can reach the HTTP/2 :path.
+// http:// and https:// URLs (scheme in any case) need the same host rules,
+// an optional port 1..65535, and then nothing or a path starting with '/' or
+// a query starting with '?'; no user info and no '#' fragment. Every byte of
+// every URL must be printable ASCII.
 // INVALID_ARGUMENT otherwise; the message says what is wrong without a field
-// name. http:// and https:// URLs get a message saying that HTTP branches
-// are not supported yet; other schemes (unix:, unix-abstract:, vsock:, xds:,
-// dns:///...) are refused as hosts that are not plain names or addresses.
+// name. Other schemes (unix:, unix-abstract:, vsock:, xds:, dns:///...) are
+// refused as hosts that are not plain names or addresses.
 absl::StatusOr<BranchTarget> ParseBranchUrl(absl::string_view url);
+
+// Whether `url` starts with http:// or https:// (any case): an HTTP branch.
+bool IsHttpBranchUrl(absl::string_view url);
 
 }  // namespace dtmd::txn
 
