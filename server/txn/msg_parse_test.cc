@@ -167,7 +167,7 @@ TEST(MsgParseTest, RejectsMalformedStepsNamingTheField) {
       {R"([{"action":"localhost:0/pkg.Svc/M"}])", 1, "Steps[0].action: "},
       {R"([{"action":"localhost:8080"}])", 1, "Steps[0].action: "},
       {R"([{"action":"discovery:///svc/pkg.Svc/M"}])", 1, "Steps[0].action: "},
-      {R"([{"action":"http://h:1/S/M"}])", 1, "Steps[0].action: "},
+      {R"([{"action":"http://h:0/S/M"}])", 1, "Steps[0].action: "},
       {R"([{"action":"h:1/S/M x"}])", 1, "Steps[0].action: "},
       {R"([{"action":"topic:/t"}])", 1, "Steps[0].action: "},
       {R"([{"action":"h:1/S/M"}])", 0, "BinPayloads: got 0 payloads for 1"},

@@ -177,7 +177,15 @@ TEST(SagaParseTest, RejectsMalformedUrls) {
       "localhost:8080/pkg.Svc/",                      // empty method name
       "localhost:8080//Method",                       // empty service
       "localhost:8080/a/b/c",                         // too many parts
-      "http://localhost:8080/pkg.Svc/M",              // a scheme
+      "ftp://localhost:8080/pkg.Svc/M",               // a scheme
+      "http://",                                      // HTTP, no host
+      "http://:80/x",                                 // HTTP, no host
+      "http://h:0/x",                                 // HTTP, port 0
+      "http://h:x/x",                                 // HTTP, bad port
+      "http://user@h/x",                              // HTTP, user info
+      "http://h/x#frag",                              // HTTP, fragment
+      "http://unix:/x",                               // HTTP, bad host
+      "https://h x/",                                 // HTTP, a space
       "discovery:///svc/pkg.Svc/M",                   // a resolver scheme
   };
   for (const std::string& url : bad) {
@@ -263,12 +271,22 @@ TEST(SagaParseTest, RejectsHostsThatAreNotDnsNamesOrIpAddresses) {
       << scheme.status();
 }
 
-TEST(SagaParseTest, RejectsHttpUrlsSayingTheyAreNotSupportedYet) {
+TEST(SagaParseTest, AcceptsHttpUrls) {
   for (absl::string_view url :
-       {"http://localhost:8080/api/busi/TransOut", "HTTPS://h/x"}) {
+       {"http://localhost:8080/api/busi/TransOut", "HTTPS://h/x",
+        "http://10.0.0.1", "https://[::1]:8443/a?b=c&d=%20",
+        "http://svc.ns.svc.cluster.local.:80?x=1"}) {
     auto def = Parse(ActionSteps(url), Payloads(1));
-    ExpectInvalid(def, "Steps[0].action: HTTP branches are not supported yet");
+    EXPECT_TRUE(def.ok()) << url << ": " << def.status();
   }
+  absl::StatusOr<BranchTarget> target =
+      ParseBranchUrl("https://[::1]:8443/a?b=c");
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_TRUE(target->http);
+  EXPECT_TRUE(target->https);
+  EXPECT_EQ(target->target, "[::1]:8443");
+  EXPECT_TRUE(IsHttpBranchUrl("Http://h/"));
+  EXPECT_FALSE(IsHttpBranchUrl("h:1/S/M"));
 }
 
 TEST(SagaParseTest, AcceptsDnsNamesAndIpAddressesAsHosts) {

@@ -355,9 +355,11 @@ TEST_F(BadInputTest, BranchHostThatIsNotADnsNameOrIpAddress) {
   EXPECT_THAT(prepare.error_message(), HasSubstr("Steps[0].compensate"));
 }
 
-TEST_F(BadInputTest, HttpBranchUrlSaysHttpIsNotSupportedYet) {
-  ExpectInvalid(WithAction("http://127.0.0.1:8081/api/busi/TransOut"),
-                "Steps[0].action: HTTP branches are not supported yet");
+TEST_F(BadInputTest, MalformedHttpBranchUrlNamesTheField) {
+  ExpectInvalid(WithAction("http://127.0.0.1:0/api/busi/TransOut"),
+                "Steps[0].action: URL port must be a number");
+  ExpectInvalid(WithAction("http://user@127.0.0.1:8081/api"),
+                "Steps[0].action: URL must not carry user info");
 }
 
 TEST_F(BadInputTest, BranchHeadersLargerThanGrpcMetadataAllows) {

@@ -123,8 +123,8 @@ TEST_F(TopicsTest, BadInputIsInvalidArgumentNamingTheField) {
   ExpectInvalid(Unsubscribe("t", ""), "URL: must not be empty");
   ExpectInvalid(Subscribe("t", "no-port/busi.Busi/TransIn"), "URL: ");
   ExpectInvalid(Subscribe("t", "unix:/tmp/sock/busi.Busi/TransIn"), "URL: ");
-  ExpectInvalid(Subscribe("t", "http://localhost:8080/api/busi"),
-                "URL: HTTP branches are not supported yet");
+  ExpectInvalid(Subscribe("t", "http://localhost:0/api/busi"),
+                "URL: URL port must be a number");
   ExpectInvalid(Subscribe("t", kUrlA, std::string(1025, 'r')),
                 "Remark: 1025 bytes");
   EXPECT_TRUE(Subscribe("t", kUrlA, std::string(1024, 'r')).ok());
