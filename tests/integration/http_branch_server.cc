@@ -88,12 +88,12 @@ absl::StatusOr<int> HttpBranchServer::Start() {
 void HttpBranchServer::Stop() {
   stop_ = true;
   if (accept_thread_.joinable()) accept_thread_.join();
-  std::vector<std::thread> threads;
+  std::vector<Connection> threads;
   {
     absl::MutexLock lock(&mu_);
     threads.swap(threads_);
   }
-  for (std::thread& t : threads) t.join();
+  for (Connection& c : threads) c.thread.join();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   listen_fd_ = -1;
 }
@@ -137,11 +137,22 @@ void HttpBranchServer::Accept() {
     const int fd = ::accept(listen_fd_, nullptr, nullptr);
     if (fd < 0) continue;
     const int connection = ++connections_;
+    auto done = std::make_shared<std::atomic<bool>>(false);
     absl::MutexLock lock(&mu_);
-    threads_.emplace_back([this, fd, connection] {
-      Serve(fd, connection);
-      ::close(fd);
-    });
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    threads_.push_back({std::thread([this, fd, connection, done] {
+                          Serve(fd, connection);
+                          ::close(fd);
+                          *done = true;
+                        }),
+                        done});
   }
 }
 

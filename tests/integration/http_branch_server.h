@@ -78,8 +78,12 @@ class HttpBranchServer {
   mutable absl::Mutex mu_;
   Handler handler_ ABSL_GUARDED_BY(mu_);
   std::vector<Request> requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
+  // One per connection; joined once done (a long test makes many).
+  struct Connection {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Connection> threads_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtmd::testing

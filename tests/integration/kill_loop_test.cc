@@ -8,6 +8,8 @@
 // more and every acknowledged saga must end as scripted, with a ledger that
 // never saw an action after its compensation (DESIGN.md rules 4 and 6).
 //
+// A second run of the loop mixes HTTP branches into every saga.
+//
 // DTMD_KILL_CYCLES and DTMD_KILL_SEED (environment) override the number of
 // cycles (default 30; 10 under the sanitizers, which slow dtmd several times
 // over) and the seed of the kill moments (default: random, printed).
@@ -62,11 +64,14 @@ constexpr KillPoint kRotation[] = {
     KillPoint::kMidActions,       KillPoint::kFirstCompensate,
     KillPoint::kMidCompensations, KillPoint::kRandomMoment};
 
-TEST(KillLoopTest,
-     AcknowledgedSagasEndAsScriptedAndNoActionFollowsItsCompensation) {
-  KillLoop loop("kill loop", kDefaultCycles, /*max_delay_ms=*/30, "kill-loop");
+// The loop; with `http_steps` every odd step of every saga is an HTTP
+// branch (the same ledger behind an http:// URL).
+void RunKillLoop(const std::string& name, int default_cycles, bool http_steps) {
+  KillLoop loop(name, default_cycles, /*max_delay_ms=*/30,
+                http_steps ? "kill-loop-http" : "kill-loop");
   ASSERT_TRUE(loop.Start().ok());
   LedgerBranchServer& ledger = loop.ledger();
+  ledger.SetHttpSteps(http_steps);
   SagaBook book;
   // Gids whose compensate arrival fired a kill.
   std::vector<std::string> killed_at_compensate;
@@ -140,6 +145,18 @@ TEST(KillLoopTest,
   ::testing::Test::RecordProperty("acknowledged", book.acked());
   ::testing::Test::RecordProperty("ledger_calls",
                                   static_cast<int>(ledger.EntryCount()));
+}
+
+TEST(KillLoopTest,
+     AcknowledgedSagasEndAsScriptedAndNoActionFollowsItsCompensation) {
+  RunKillLoop("kill loop", kDefaultCycles, /*http_steps=*/false);
+}
+
+// The same with sagas mixing gRPC and HTTP branches: the write-ahead rules
+// hold whatever the branch's protocol (fewer cycles: the rules are shared).
+TEST(KillLoopTest, HttpBranchesEndAsScriptedAcrossKills) {
+  RunKillLoop("kill loop, HTTP branches", kDefaultCycles / 3,
+              /*http_steps=*/true);
 }
 
 }  // namespace

@@ -76,6 +76,31 @@ LedgerBranchServer::LedgerBranchServer(Options options)
     : random_(options.seed), delays_(options.delays) {
   server_.SetResponder(
       [this](const RecordedCall& call) { return Respond(call); });
+  http_.SetHandler([this](const HttpBranchServer::Request& request) {
+    RecordedCall call;
+    call.method = request.path;
+    call.payload = request.body;
+    auto query = [&request](const char* name) {
+      auto it = request.query.find(name);
+      return it == request.query.end() ? std::string() : it->second;
+    };
+    call.gid = query("gid");
+    call.trans_type = query("trans_type");
+    call.branch_id = query("branch_id");
+    call.op = query("op");
+    const Answer answer = Respond(call);
+    HttpBranchServer::Reply reply;
+    reply.delay = absl::Milliseconds(answer.delay_ms);
+    if (answer.code == grpc::StatusCode::ABORTED) {
+      reply.status = 409;
+      reply.body = absl::StrCat(R"({"dtm_result":"FAILURE","message":")",
+                                answer.message, R"("})");
+    } else if (answer.code != grpc::StatusCode::OK) {
+      reply.status = 500;
+      reply.body = answer.message;
+    }
+    return reply;
+  });
 }
 
 LedgerBranchServer::~LedgerBranchServer() { Shutdown(); }
@@ -83,6 +108,9 @@ LedgerBranchServer::~LedgerBranchServer() { Shutdown(); }
 absl::StatusOr<int> LedgerBranchServer::Start() {
   absl::StatusOr<int> port = server_.Start();
   if (port.ok()) {
+    if (absl::StatusOr<int> http = http_.Start(); !http.ok()) {
+      return http.status();
+    }
     absl::MutexLock lock(&mu_);
     channel_ = grpc::CreateChannel(server_.Address(),
                                    grpc::InsecureChannelCredentials());
@@ -90,10 +118,32 @@ absl::StatusOr<int> LedgerBranchServer::Start() {
   return port;
 }
 
-void LedgerBranchServer::Shutdown() { server_.Shutdown(); }
+void LedgerBranchServer::Shutdown() {
+  server_.Shutdown();
+  http_.Stop();
+}
 
 std::string LedgerBranchServer::Url(const std::string& method_path) const {
   return server_.Url(method_path);
+}
+
+std::string LedgerBranchServer::HttpUrl(const std::string& method_path) const {
+  return http_.Url(method_path);
+}
+
+void LedgerBranchServer::SetHttpSteps(bool http_steps) {
+  absl::MutexLock lock(&mu_);
+  http_steps_ = http_steps;
+}
+
+std::string LedgerBranchServer::StepUrl(const std::string& method_path,
+                                        int step) const {
+  bool http = false;
+  {
+    absl::MutexLock lock(&mu_);
+    http = http_steps_ && step % 2 == 1;
+  }
+  return http ? HttpUrl(method_path) : Url(method_path);
 }
 
 std::string LedgerBranchServer::FailingPayload(absl::string_view message) {

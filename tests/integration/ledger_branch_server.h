@@ -32,7 +32,11 @@
 // Every call is recorded, with its arrival order, before it is answered; the
 // answer may be held back by a random delay so that kills land at many points.
 //
-// Thread-safe. The arrival hook runs on gRPC threads.
+// The same branches answer over HTTP too (HttpUrl), as DTM's HTTP branches
+// do: the op and ids from the query, the payload as the body; OK as 200,
+// ABORTED as 409 with a FAILURE body, anything else as 500.
+//
+// Thread-safe. The arrival hook runs on gRPC (or HTTP server) threads.
 #ifndef DTMD_TESTS_INTEGRATION_LEDGER_BRANCH_SERVER_H_
 #define DTMD_TESTS_INTEGRATION_LEDGER_BRANCH_SERVER_H_
 
@@ -51,6 +55,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tests/integration/branch_server.h"
+#include "tests/integration/http_branch_server.h"
 
 namespace dtmd::testing {
 
@@ -122,6 +127,12 @@ class LedgerBranchServer {
   // A branch URL on this server; any method path works, the op comes from
   // the dtm-op metadata.
   std::string Url(const std::string& method_path) const;
+  // The same branch as an http:// URL.
+  std::string HttpUrl(const std::string& method_path) const;
+  // With true, StepUrl gives odd steps HTTP URLs (a saga mixing both kinds).
+  void SetHttpSteps(bool http_steps);
+  // Url, or HttpUrl for an odd `step` after SetHttpSteps(true).
+  std::string StepUrl(const std::string& method_path, int step) const;
 
   // The payload that makes an action or a try answer ABORTED `message` on
   // every call.
@@ -181,6 +192,8 @@ class LedgerBranchServer {
   int hooks_running_ ABSL_GUARDED_BY(mu_) = 0;
   // For Try(); set by Start().
   std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
+  bool http_steps_ ABSL_GUARDED_BY(mu_) = false;
+  HttpBranchServer http_;
   // Last: destroyed (shut down) first, while what calls use still exists.
   ScriptedBranchServer server_;
 };

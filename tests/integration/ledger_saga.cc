@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -124,7 +125,8 @@ dtmd::client::Saga BuildSaga(dtmgimp::Dtm::StubInterface* stub,
                              const LedgerBranchServer& ledger) {
   dtmd::client::Saga saga(stub, gid);
   for (int step = 0; step < shape.steps; ++step) {
-    saga.Add(ledger.Url(kActionMethod), ledger.Url(kCompensateMethod),
+    saga.Add(ledger.StepUrl(kActionMethod, step),
+             ledger.StepUrl(kCompensateMethod, step),
              step == shape.fail_step
                  ? LedgerBranchServer::FailingPayload(kInsufficientBalance)
                  : absl::StrCat("step-", step));
@@ -270,8 +272,14 @@ std::vector<std::string> FinishAndAudit(
     const std::string& status = final_reply->transaction().status();
     std::vector<std::string> found =
         AuditSaga(gid, shape, status, ledger.EntriesFor(gid));
-    if (status == "failed" &&
-        final_reply->transaction().rollback_reason() != kInsufficientBalance) {
+    // A gRPC branch's message as it is; an HTTP branch's body after its
+    // status.
+    const std::string& reason = final_reply->transaction().rollback_reason();
+    const bool expected_reason =
+        reason == kInsufficientBalance ||
+        (absl::StartsWith(reason, "HTTP 409: ") &&
+         absl::StrContains(reason, kInsufficientBalance));
+    if (status == "failed" && !expected_reason) {
       found.push_back(absl::StrCat(gid, ": rollback reason '",
                                    final_reply->transaction().rollback_reason(),
                                    "', want '", kInsufficientBalance, "'"));
