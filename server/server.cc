@@ -86,6 +86,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (!credentials.ok()) return credentials.status();
   absl::StatusOr<BranchTls> branch_tls = BranchTls::FromConfig(config);
   if (!branch_tls.ok()) return branch_tls.status();
+  // https:// branches use the same files (without --branch_tls too).
+  for (const auto& [path, flag] :
+       {std::pair{config.branch_tls_ca_file, "branch_tls_ca_file"},
+        std::pair{config.branch_tls_cert_file, "branch_tls_cert_file"},
+        std::pair{config.branch_tls_key_file, "branch_tls_key_file"}}) {
+    if (path.empty()) continue;
+    if (absl::StatusOr<std::string> pem = ReadSmallFile(path, flag);
+        !pem.ok()) {
+      return pem.status();
+    }
+  }
   if (config.auth_token_file.empty()) {
     server->auth_ = std::make_unique<TokenAuthenticator>();
   } else {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "grpcpp/support/status.h"
@@ -25,6 +26,22 @@ using ::dtmd::testing::HttpBranchServer;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using txn::BranchOutcome;
+
+// A port that was just free: bound, then closed without listening.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
 
 // One call's answer, waited for.
 class Waiter {
@@ -185,20 +202,11 @@ TEST_F(HttpInvokerTest, TimeoutIsUnknownWithDeadlineExceeded) {
 }
 
 TEST_F(HttpInvokerTest, ConnectionRefusedIsUnknownWithUnavailable) {
-  // A port that was just free: bound, then closed without listening.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
   Waiter waiter;
-  invoker_->Call(
-      MakeCall(absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/x"),
-               "{}"),
-      waiter.Callback());
+  invoker_->Call(MakeCall(absl::StrCat("http://127.0.0.1:", port, "/x"), "{}"),
+                 waiter.Callback());
   BranchAnswer answer = waiter.Get();
   EXPECT_EQ(answer.code, static_cast<int>(grpc::StatusCode::UNAVAILABLE))
       << answer.message;
@@ -284,6 +292,61 @@ TEST_F(HttpInvokerTest, RoutingSendsHttpUrlsToHttpAndTheRestToGrpc) {
             (std::vector<std::string>{"http://h/x", "HTTPS://h:8443/y"}));
   routing.CancelAll();
   EXPECT_EQ(grpc.cancels + http.cancels, 2);
+}
+
+// https against `openssl s_server -www` (which answers 200 with a status
+// page) with a self-signed certificate for 127.0.0.1: verified with the CA
+// file, refused with the system's roots.
+TEST(HttpsInvokerTest, VerifiesTheServerWithTheCaFile) {
+  const std::string dir = ::testing::TempDir() + "/https-branch";
+  const std::string cert = dir + "/cert.pem";
+  const std::string key = dir + "/key.pem";
+  ASSERT_EQ(
+      std::system(
+          absl::StrCat(
+              "mkdir -p '", dir,
+              "' && openssl req -x509 -newkey ec -pkeyopt "
+              "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
+              "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '",
+              key, "' -out '", cert, "' 2>/dev/null")
+              .c_str()),
+      0)
+      << "the openssl command is needed (scripts/deps.sh installs it)";
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string accept = absl::StrCat("127.0.0.1:", port);
+    execlp("openssl", "openssl", "s_server", "-quiet", "-www", "-accept",
+           accept.c_str(), "-cert", cert.c_str(), "-key", key.c_str(),
+           static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  HttpInvokerOptions trusting;
+  trusting.ca_file = cert;
+  auto verified = HttpBranchInvoker::Create(trusting);
+  auto system_roots = HttpBranchInvoker::Create();
+  ASSERT_TRUE(verified.ok() && system_roots.ok());
+  const std::string url = absl::StrCat("https://127.0.0.1:", port, "/");
+  BranchAnswer answer;
+  // s_server needs a moment to listen.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    Waiter waiter;
+    (*verified)->Call(MakeCall(url, ""), waiter.Callback());
+    answer = waiter.Get();
+    if (answer.code == 0) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(answer.code, 0) << answer.message;
+  Waiter refused;
+  (*system_roots)->Call(MakeCall(url, ""), refused.Callback());
+  BranchAnswer unverified = refused.Get();
+  EXPECT_EQ(unverified.code, static_cast<int>(grpc::StatusCode::UNAVAILABLE))
+      << unverified.message;
+  EXPECT_THAT(unverified.message, HasSubstr("certificate"));
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
 }
 
 TEST(HttpAnswerTest, MessageNamesTheStatusAndIsValidUtf8) {
