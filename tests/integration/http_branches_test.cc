@@ -2,6 +2,8 @@
 // real dtmd, a scripted gRPC branch server and a loopback HTTP branch
 // server: sagas mixing the two, TCC confirm/cancel, msg QueryPrepared and a
 // workflow's resume call over HTTP.
+#include <algorithm>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -245,6 +247,35 @@ TEST_F(HttpBranchesTest, WorkflowIsResumedOverHttp) {
   DtmRequest submit = Request(gid, "workflow");
   (*submit.mutable_reqextra())["status"] = "succeed";
   ASSERT_TRUE(Rpc(&dtmgimp::Dtm::Stub::Submit, submit).ok());
+}
+
+// Not a benchmark (no assertion on time): prints the median and p99 latency
+// of a WaitResult saga with two gRPC branches and with two HTTP branches on
+// loopback, sequentially, so that a reader sees what HTTP costs here.
+TEST_F(HttpBranchesTest, PrintsSagaLatencyOverGrpcAndHttp) {
+  constexpr int kSagas = 200;
+  for (const bool http : {false, true}) {
+    std::vector<double> ms;
+    for (int i = 0; i < kSagas; ++i) {
+      const std::string gid = NewTestGid();
+      auto url = [&](const std::string& name) {
+        return http ? http_->Url("/" + name) : Url(name);
+      };
+      const absl::Time start = absl::Now();
+      grpc::Status s = NewSaga(gid)
+                           .Add(url("A"), url("ARevert"), R"({"a":1})")
+                           .Add(url("B"), url("BRevert"), R"({"b":2})")
+                           .SetWaitResult(true)
+                           .Submit();
+      ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+      ASSERT_TRUE(s.ok()) << s.error_message();
+    }
+    std::sort(ms.begin(), ms.end());
+    std::cout << (http ? "HTTP" : "gRPC") << " branches: " << kSagas
+              << " sequential sagas (2 branches, WaitResult), median "
+              << ms[kSagas / 2] << " ms, p99 " << ms[kSagas * 99 / 100] << " ms"
+              << std::endl;
+  }
 }
 
 }  // namespace
