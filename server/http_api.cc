@@ -532,7 +532,11 @@ class Handlers {
       absl::StatusOr<dtmgimp::DtmBranchRequest> r =
           BranchRequestFromJson(body_);
       if (!r.ok()) return SendStatus(req_, r.status());
-      return RegisterBranchRequest(engine_, *r, ReplyLater(loop_, req_));
+      // DTM: a gid without a prepared transaction is a failure (409).
+      return RegisterBranchRequest(
+          engine_, *r, ReplyLater(loop_, req_, [](absl::Status s) {
+            return absl::IsNotFound(s) ? absl::AbortedError(s.message()) : s;
+          }));
     }
     if (post && route == "prepareWorkflow") {
       return WithRequest([this](const dtmgimp::DtmRequest& r) {
