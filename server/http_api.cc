@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,6 +27,7 @@
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 #include "server/dtm_service.h"
+#include "server/metrics.h"
 #include "storage/store.h"
 
 namespace dtmd {
@@ -362,6 +365,14 @@ struct HttpApi::Loop {
   evhttp* http = nullptr;
   evhttp_bound_socket* socket = nullptr;
   event* wake = nullptr;
+  Metrics* metrics = nullptr;  // null: not counted.
+  // Requests being served (loop thread only, with metrics): the route
+  // ("other" for none) and the arrival.
+  struct Started {
+    std::string api;
+    absl::Time time;
+  };
+  absl::flat_hash_map<evhttp_request*, Started> started;
 
   absl::Mutex mu;
   bool closed ABSL_GUARDED_BY(mu) = false;
@@ -743,11 +754,53 @@ class Handlers {
   std::string body_;
 };
 
+// Counts an answered request (evhttp's on-complete callback).
+void OnComplete(evhttp_request* req, void* arg) {
+  HttpApi::Loop* loop = static_cast<HttpApi::Loop*>(arg);
+  auto it = loop->started.find(req);
+  if (it == loop->started.end()) return;
+  loop->metrics->HttpRequestDone(
+      it->second.api, evhttp_request_get_response_code(req),
+      absl::ToDoubleSeconds(absl::Now() - it->second.time));
+  loop->started.erase(it);
+}
+
+// The metrics label of a route: its name for the known ones, else "other".
+std::string ApiLabel(absl::string_view route) {
+  static const auto* known =
+      new absl::flat_hash_set<std::string>{"version",
+                                           "newGid",
+                                           "prepare",
+                                           "submit",
+                                           "abort",
+                                           "forceStop",
+                                           "registerBranch",
+                                           "registerXaBranch",
+                                           "registerTccBranch",
+                                           "prepareWorkflow",
+                                           "query",
+                                           "all",
+                                           "resetCronTime",
+                                           "resetNextCronTime",
+                                           "subscribe",
+                                           "unsubscribe"};
+  if (known->contains(route)) return std::string(route);
+  if (absl::StartsWith(route, "topic/")) return "deleteTopic";
+  return "other";
+}
+
 void OnRequest(evhttp_request* req, void* arg) {
   LoopPtr loop = *static_cast<LoopPtr*>(arg);
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
   const char* raw_path = uri == nullptr ? nullptr : evhttp_uri_get_path(uri);
   absl::string_view path = raw_path == nullptr ? "" : raw_path;
+  if (loop->metrics != nullptr) {
+    loop->started[req] = {ApiLabel(absl::StartsWith(path, kPrefix)
+                                       ? path.substr(sizeof(kPrefix) - 1)
+                                       : ""),
+                          absl::Now()};
+    evhttp_request_set_on_complete_cb(req, &OnComplete, loop.get());
+  }
   if (!absl::StartsWith(path, kPrefix)) {
     return SendStatus(req, absl::NotFoundError(absl::StrCat("no route ", path,
                                                             " (the HTTP "
@@ -788,12 +841,19 @@ void OnRequest(evhttp_request* req, void* arg) {
 absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
     Engine* engine, const TokenAuthenticator* auth, const std::string& host,
     int port) {
+  return Start(engine, auth, nullptr, host, port);
+}
+
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
+    Engine* engine, const TokenAuthenticator* auth, Metrics* metrics,
+    const std::string& host, int port) {
   static std::once_flag threads_once;
   std::call_once(threads_once, [] { evthread_use_pthreads(); });
   std::unique_ptr<HttpApi> api(new HttpApi());
   auto loop = std::make_shared<Loop>();
   api->loop_ = loop;
   loop->engine = engine;
+  loop->metrics = metrics;
   loop->auth = (auth != nullptr && auth->enabled()) ? auth : nullptr;
   loop->base = event_base_new();
   if (loop->base == nullptr) return absl::InternalError("event_base_new");

@@ -21,6 +21,7 @@
 #include "dtmgimp.pb.h"
 #include "server/config.h"
 #include "server/engine.h"
+#include "server/metrics.h"
 #include "server/security.h"
 
 namespace dtmd {
@@ -60,6 +61,11 @@ class HttpApi {
   static absl::StatusOr<std::unique_ptr<HttpApi>> Start(
       Engine* engine, const TokenAuthenticator* auth, const std::string& host,
       int port);
+  // The same, counting requests in `metrics` (null: not counted), which
+  // must outlive the HttpApi.
+  static absl::StatusOr<std::unique_ptr<HttpApi>> Start(
+      Engine* engine, const TokenAuthenticator* auth, Metrics* metrics,
+      const std::string& host, int port);
   ~HttpApi();
 
   int port() const { return port_; }

@@ -186,9 +186,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     LOG(WARNING) << "the HTTP API is off: it has no TLS and the gRPC server "
                     "uses TLS (--http_port=0 silences this)";
   } else if (config.http_port != 0) {
-    absl::StatusOr<std::unique_ptr<HttpApi>> http =
-        HttpApi::Start(server->engine_.get(), server->auth_.get(),
-                       config.listen_address, config.http_port);
+    absl::StatusOr<std::unique_ptr<HttpApi>> http = HttpApi::Start(
+        server->engine_.get(), server->auth_.get(), server->metrics_.get(),
+        config.listen_address, config.http_port);
     if (!http.ok()) return http.status();
     server->http_api_ = *std::move(http);
     LOG(INFO) << "dtmd serving DTM's HTTP API on http://"
