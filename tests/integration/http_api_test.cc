@@ -170,6 +170,8 @@ TEST_F(HttpApiTest, HttpSagaIsSeenOverGrpc) {
   EXPECT_EQ(q.json["transaction"]["status"], "succeed");
   EXPECT_EQ(q.json["transaction"]["trans_type"], "saga");
   ASSERT_EQ(q.json["branches"].size(), 4u);
+  EXPECT_EQ(q.json["branches"][0]["op"], "compensate");
+  EXPECT_EQ(q.json["branches"][0]["status"], "prepared");
   const Json& action = q.json["branches"][1];
   EXPECT_EQ(action["op"], "action");
   EXPECT_EQ(action["branch_id"], "01");
