@@ -921,6 +921,7 @@ void HttpApi::StopAccepting() {
 void HttpApi::Stop() {
   if (stopped_ || loop_ == nullptr) return;
   stopped_ = true;
+  if (!thread_.joinable()) return;  // Start failed: nothing runs.
   // Answers already posted are written during the grace period.
   const timeval grace{0, 200 * 1000};
   event_base_loopexit(loop_->base, &grace);

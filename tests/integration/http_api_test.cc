@@ -511,6 +511,16 @@ TEST_F(HttpApiTest, OffByDefaultInTests) {
   EXPECT_EQ(off.http_port(), 0);
 }
 
+TEST_F(HttpApiTest, PortInUseStopsStartUp) {
+  DtmdProcess second(MakeTempDir("http_taken"),
+                     {absl::StrCat("--http_port=", dtmd_->http_port())});
+  second.set_stderr_file(MakeTempDir("http_taken_log") + "/dtmd.log");
+  EXPECT_FALSE(second.Start().ok());
+  EXPECT_EQ(second.exit_code(), 1);
+  // The first one still serves.
+  EXPECT_EQ(Get("version").code, 200);
+}
+
 class HttpApiTokenTest : public HttpApiTest {
  protected:
   void SetUp() override {
