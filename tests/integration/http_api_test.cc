@@ -7,10 +7,12 @@
 // independent.
 #include <curl/curl.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -42,7 +44,8 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
 
 HttpReply Http(const std::string& method, const std::string& url,
                const std::string& body = "",
-               const std::vector<std::string>& headers = {}) {
+               const std::vector<std::string>& headers = {},
+               long timeout_ms = 30000) {
   HttpReply reply;
   CURL* curl = curl_easy_init();
   curl_slist* list = nullptr;
@@ -59,7 +62,7 @@ HttpReply Http(const std::string& method, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
   if (curl_easy_perform(curl) == CURLE_OK) {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.code);
   }
@@ -478,6 +481,7 @@ TEST_F(HttpApiTest, BadInputIsA4xxNamingTheMember) {
       {"{\"gid\":\"g\",\"trans_type\":\"saga\",\"steps\":[[[[[[1]]]]]]}",
        "nested deeper"},
       {"{\"gid\":\"\",\"trans_type\":\"saga\"}", "Gid"},
+      {"{\"gid\":\"\xff\",\"trans_type\":\"saga\"}", "not valid JSON"},
       {"{\"gid\":\"g\",\"trans_type\":\"nope\"}", "TransType"},
       {"{\"gid\":\"g\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"x\"}],"
        "\"payloads\":[\"a\",\"b\"]}",
@@ -503,6 +507,55 @@ TEST_F(HttpApiTest, BadInputIsA4xxNamingTheMember) {
             404);
   // dtmd still serves.
   EXPECT_EQ(Get("version").code, 200);
+}
+
+TEST_F(HttpApiTest, ConcurrentClients) {
+  constexpr int kThreads = 8;
+  constexpr int kEach = 15;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        if (Post("submit", Saga(absl::StrCat("many-", t, "-", i))).code ==
+            200) {
+          ok.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  HttpReply all = Get("all?limit=1000&status=succeed");
+  EXPECT_EQ(all.json["transactions"].size(),
+            static_cast<size_t>(kThreads * kEach));
+}
+
+TEST_F(HttpApiTest, ClientGoneBeforeTheAnswer) {
+  branches_.SetDefault("/busi.Busi/TransIn", Answer{grpc::StatusCode::OK, "",
+                                                    /*delay_ms=*/1500});
+  // The client gives up while dtmd still waits for the branch.
+  HttpReply gone = Http("POST", base_ + "submit", Saga("gone-1").dump(), {},
+                        /*timeout_ms=*/300);
+  EXPECT_EQ(gone.code, 0);
+  absl::StatusOr<admin::v1::GetTransactionReply> done =
+      dtmd_->WaitForFinal("gone-1", absl::Now() + absl::Seconds(20));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->transaction().status(), "succeed");
+  EXPECT_EQ(Get("version").code, 200);
+}
+
+TEST_F(HttpApiTest, SigtermAnswersWaitingRequests) {
+  branches_.SetDefault("/busi.Busi/TransIn", Answer{grpc::StatusCode::OK, "",
+                                                    /*delay_ms=*/2000});
+  HttpReply reply;
+  std::thread waiting([&] { reply = Post("submit", Saga("sigterm-1")); });
+  ASSERT_TRUE(branches_.WaitForCalls(2, absl::Seconds(10)));
+  EXPECT_EQ(dtmd_->Stop(), 0);
+  waiting.join();
+  // UNAVAILABLE while stopping, or the result if the branch came first.
+  EXPECT_TRUE(reply.code == 503 || reply.code == 200)
+      << reply.code << " " << reply.body;
 }
 
 TEST_F(HttpApiTest, OffByDefaultInTests) {
