@@ -402,7 +402,19 @@ namespace {
 using LoopPtr = std::shared_ptr<HttpApi::Loop>;
 
 // Sends `code` with `body` (JSON) on the loop thread.
-void SendNow(evhttp_request* req, int code, const std::string& body) {
+void SendNow(HttpApi::Loop* loop, evhttp_request* req, int code,
+             const std::string& body) {
+  if (loop->metrics != nullptr) {
+    // Counted here rather than only when evhttp completes the request: a
+    // request whose client has gone is freed without completing.
+    auto it = loop->started.find(req);
+    if (it != loop->started.end()) {
+      loop->metrics->HttpRequestDone(
+          it->second.api, code,
+          absl::ToDoubleSeconds(absl::Now() - it->second.time));
+      loop->started.erase(it);
+    }
+  }
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", "application/json; charset=utf-8");
   evbuffer* buf = evbuffer_new();
@@ -411,18 +423,21 @@ void SendNow(evhttp_request* req, int code, const std::string& body) {
   evbuffer_free(buf);
 }
 
-void SendStatus(evhttp_request* req, const absl::Status& status) {
+void SendStatus(HttpApi::Loop* loop, evhttp_request* req,
+                const absl::Status& status) {
   if (status.ok()) {
-    SendNow(req, 200, R"({"dtm_result":"SUCCESS"})");
+    SendNow(loop, req, 200, R"({"dtm_result":"SUCCESS"})");
   } else {
-    SendNow(req, HttpStatusFor(status), HttpErrorBody(status));
+    SendNow(loop, req, HttpStatusFor(status), HttpErrorBody(status));
   }
 }
 
 // A reply from any thread: handed to the loop.
 void Reply(const LoopPtr& loop, evhttp_request* req, int code,
            std::string body) {
-  loop->Post([req, code, body = std::move(body)] { SendNow(req, code, body); });
+  loop->Post([l = loop.get(), req, code, body = std::move(body)] {
+    SendNow(l, req, code, body);
+  });
 }
 
 ReplyCallback ReplyLater(
@@ -430,7 +445,7 @@ ReplyCallback ReplyLater(
     std::function<absl::Status(absl::Status)> map = nullptr) {
   return [loop, req, map = std::move(map)](absl::Status status) {
     if (map) status = map(status);
-    loop->Post([req, status] { SendStatus(req, status); });
+    loop->Post([l = loop.get(), req, status] { SendStatus(l, req, status); });
   };
 }
 
@@ -493,11 +508,12 @@ class Handlers {
     const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
     const bool post = method == EVHTTP_REQ_POST;
     if (get && route == "version") {
-      return SendNow(req_, 200, Json({{"version", DTMD_VERSION}}).dump());
+      return SendNow(loop_.get(), req_, 200,
+                     Json({{"version", DTMD_VERSION}}).dump());
     }
     if (get && route == "newGid") {
       return SendNow(
-          req_, 200,
+          loop_.get(), req_, 200,
           Json({{"gid", NewRandomGid()}, {"dtm_result", "SUCCESS"}}).dump());
     }
     if (post && route == "prepare") {
@@ -520,7 +536,7 @@ class Handlers {
         if (absl::Status s =
                 ValidateGid(r.gid(), engine_->config().max_gid_bytes);
             !s.ok()) {
-          return SendStatus(req_, s);
+          return SendStatus(loop_.get(), req_, s);
         }
         engine_->ForceStop(r.gid(),
                            r.rollbackreason().empty() ? "forceStop over HTTP"
@@ -533,7 +549,7 @@ class Handlers {
         if (absl::Status s =
                 ValidateGid(r.gid(), engine_->config().max_gid_bytes);
             !s.ok()) {
-          return SendStatus(req_, s);
+          return SendStatus(loop_.get(), req_, s);
         }
         engine_->RetryNow(r.gid(), ReplyLater(loop_, req_, FinalIsFailure));
       });
@@ -542,7 +558,7 @@ class Handlers {
                  route == "registerTccBranch")) {
       absl::StatusOr<dtmgimp::DtmBranchRequest> r =
           BranchRequestFromJson(body_);
-      if (!r.ok()) return SendStatus(req_, r.status());
+      if (!r.ok()) return SendStatus(loop_.get(), req_, r.status());
       // DTM: a gid without a prepared transaction is a failure (409).
       return RegisterBranchRequest(
           engine_, *r, ReplyLater(loop_, req_, [](absl::Status s) {
@@ -555,8 +571,9 @@ class Handlers {
             engine_, r,
             [loop = loop_, req = req_](absl::StatusOr<Engine::Progress> p) {
               if (!p.ok()) {
-                return loop->Post(
-                    [req, s = p.status()] { SendStatus(req, s); });
+                return loop->Post([l = loop.get(), req, s = p.status()] {
+                  SendStatus(l, req, s);
+                });
               }
               Json progresses = Json::array();
               for (const storage::v1::BranchRecord& b : p->branches) {
@@ -591,9 +608,10 @@ class Handlers {
       return TopicRequest(engine_, r, TopicRequestKind::kDeleteTopic,
                           ReplyLater(loop_, req_));
     }
-    SendStatus(req_, absl::NotFoundError(
-                         absl::StrCat("no route ", route.empty() ? "" : kPrefix,
-                                      route, " for this method")));
+    SendStatus(loop_.get(), req_,
+               absl::NotFoundError(absl::StrCat("no route ",
+                                                route.empty() ? "" : kPrefix,
+                                                route, " for this method")));
   }
 
  private:
@@ -601,7 +619,7 @@ class Handlers {
   void WithRequest(Fn fn) {
     absl::StatusOr<dtmgimp::DtmRequest> r =
         DtmRequestFromJson(body_, engine_->config());
-    if (!r.ok()) return SendStatus(req_, r.status());
+    if (!r.ok()) return SendStatus(loop_.get(), req_, r.status());
     fn(*r);
   }
 
@@ -610,7 +628,8 @@ class Handlers {
     engine_->pool()->Post([loop = loop_, req = req_, fn = std::move(fn)] {
       absl::StatusOr<Json> out = fn();
       if (!out.ok()) {
-        return loop->Post([req, s = out.status()] { SendStatus(req, s); });
+        return loop->Post(
+            [l = loop.get(), req, s = out.status()] { SendStatus(l, req, s); });
       }
       Reply(loop, req, 200,
             out->dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -620,7 +639,7 @@ class Handlers {
   void Query() {
     std::string gid = QueryParam(params_, "gid");
     if (gid.empty()) {
-      return SendStatus(req_,
+      return SendStatus(loop_.get(), req_,
                         absl::InvalidArgumentError("gid: no gid specified"));
     }
     storage::Store* store = engine_->store();
@@ -642,18 +661,19 @@ class Handlers {
 
   void All() {
     absl::StatusOr<int64_t> limit = IntParam(params_, "limit", 100);
-    if (!limit.ok()) return SendStatus(req_, limit.status());
+    if (!limit.ok()) return SendStatus(loop_.get(), req_, limit.status());
     if (*limit < 1 || *limit > 1000) {
-      return SendStatus(req_, absl::InvalidArgumentError(absl::StrCat(
-                                  "limit: must be 1..1000, got ", *limit)));
+      return SendStatus(loop_.get(), req_,
+                        absl::InvalidArgumentError(absl::StrCat(
+                            "limit: must be 1..1000, got ", *limit)));
     }
     absl::StatusOr<int64_t> start = IntParam(params_, "createTimeStart", 0);
-    if (!start.ok()) return SendStatus(req_, start.status());
+    if (!start.ok()) return SendStatus(loop_.get(), req_, start.status());
     absl::StatusOr<int64_t> end = IntParam(params_, "createTimeEnd", 0);
-    if (!end.ok()) return SendStatus(req_, end.status());
+    if (!end.ok()) return SendStatus(loop_.get(), req_, end.status());
     absl::StatusOr<std::optional<storage::TransCursor>> after =
         DecodeCursor(QueryParam(params_, "position"));
-    if (!after.ok()) return SendStatus(req_, after.status());
+    if (!after.ok()) return SendStatus(loop_.get(), req_, after.status());
     std::string gid = QueryParam(params_, "gid");
     storage::TransFilter filter;
     filter.status = QueryParam(params_, "status");
@@ -688,12 +708,13 @@ class Handlers {
   void ResetCronTime() {
     absl::StatusOr<int64_t> timeout =
         IntParam(params_, "timeout", 3 * engine_->config().timeout_to_fail_s);
-    if (!timeout.ok()) return SendStatus(req_, timeout.status());
+    if (!timeout.ok()) return SendStatus(loop_.get(), req_, timeout.status());
     absl::StatusOr<int64_t> limit = IntParam(params_, "limit", 100);
-    if (!limit.ok()) return SendStatus(req_, limit.status());
+    if (!limit.ok()) return SendStatus(loop_.get(), req_, limit.status());
     if (*limit < 1 || *limit > 10000 || *timeout < 0) {
-      return SendStatus(req_, absl::InvalidArgumentError(
-                                  "limit: must be 1..10000 and timeout >= 0"));
+      return SendStatus(loop_.get(), req_,
+                        absl::InvalidArgumentError(
+                            "limit: must be 1..10000 and timeout >= 0"));
     }
     engine_->pool()->Post([loop = loop_, req = req_, engine = engine_,
                            timeout = *timeout, limit = *limit] {
@@ -710,7 +731,9 @@ class Handlers {
           absl::StatusOr<storage::TransPage> page =
               engine->store()->ListTransactions(filter, after, 500);
           if (!page.ok()) {
-            return loop->Post([req, s = page.status()] { SendStatus(req, s); });
+            return loop->Post([l = loop.get(), req, s = page.status()] {
+              SendStatus(l, req, s);
+            });
           }
           for (const storage::v1::TransRecord& t : page->transactions) {
             if (t.next_cron_time_ms() <= until) continue;
@@ -754,17 +777,6 @@ class Handlers {
   std::string body_;
 };
 
-// Counts an answered request (evhttp's on-complete callback).
-void OnComplete(evhttp_request* req, void* arg) {
-  HttpApi::Loop* loop = static_cast<HttpApi::Loop*>(arg);
-  auto it = loop->started.find(req);
-  if (it == loop->started.end()) return;
-  loop->metrics->HttpRequestDone(
-      it->second.api, evhttp_request_get_response_code(req),
-      absl::ToDoubleSeconds(absl::Now() - it->second.time));
-  loop->started.erase(it);
-}
-
 // The metrics label of a route: its name for the known ones, else "other".
 std::string ApiLabel(absl::string_view route) {
   static const auto* known =
@@ -799,13 +811,13 @@ void OnRequest(evhttp_request* req, void* arg) {
                                        ? path.substr(sizeof(kPrefix) - 1)
                                        : ""),
                           absl::Now()};
-    evhttp_request_set_on_complete_cb(req, &OnComplete, loop.get());
   }
   if (!absl::StartsWith(path, kPrefix)) {
-    return SendStatus(req, absl::NotFoundError(absl::StrCat("no route ", path,
-                                                            " (the HTTP "
-                                                            "API is under ",
-                                                            kPrefix, ")")));
+    return SendStatus(loop.get(), req,
+                      absl::NotFoundError(absl::StrCat("no route ", path,
+                                                       " (the HTTP "
+                                                       "API is under ",
+                                                       kPrefix, ")")));
   }
   if (loop->auth != nullptr) {
     const char* authorization = evhttp_find_header(
@@ -815,8 +827,9 @@ void OnRequest(evhttp_request* req, void* arg) {
         loop->auth->CheckHeader(authorization == nullptr ? nullptr : &value);
     if (!s.ok()) {
       return SendStatus(
-          req, absl::UnauthenticatedError(absl::StrCat(
-                   "header 'Authorization: Bearer <token>': ", s.message())));
+          loop.get(), req,
+          absl::UnauthenticatedError(absl::StrCat(
+              "header 'Authorization: Bearer <token>': ", s.message())));
     }
   }
   evkeyvalq params;
@@ -824,8 +837,9 @@ void OnRequest(evhttp_request* req, void* arg) {
   const char* query = evhttp_uri_get_query(uri);
   if (query != nullptr && evhttp_parse_query_str(query, &params) != 0) {
     evhttp_clear_headers(&params);
-    return SendStatus(req, absl::InvalidArgumentError(
-                               "query string: not valid URL encoding"));
+    return SendStatus(
+        loop.get(), req,
+        absl::InvalidArgumentError("query string: not valid URL encoding"));
   }
   evbuffer* in = evhttp_request_get_input_buffer(req);
   std::string body(evbuffer_get_length(in), '\0');

@@ -24,6 +24,9 @@ namespace dtmd::testing {
 // A fresh, empty directory under the test's temporary directory.
 std::string MakeTempDir(const std::string& prefix);
 
+// A port nothing listens on right now (the OS's pick, released).
+int FreePort();
+
 // How a test client reaches dtmd: channel credentials (null: plaintext) and
 // a bearer token sent as "authorization: Bearer <token>" on every call
 // (empty: none).

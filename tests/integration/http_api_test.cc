@@ -574,6 +574,37 @@ TEST_F(HttpApiTest, PortInUseStopsStartUp) {
   EXPECT_EQ(Get("version").code, 200);
 }
 
+class HttpApiMetricsTest : public HttpApiTest {
+ protected:
+  void SetUp() override {
+    metrics_port_ = FreePort();
+    ASSERT_GT(metrics_port_, 0);
+    StartDtmd({absl::StrCat("--metrics_port=", metrics_port_)});
+  }
+  int metrics_port_ = 0;
+};
+
+TEST_F(HttpApiMetricsTest, RequestsAreCountedWithTypeHttp) {
+  ASSERT_EQ(Get("newGid").code, 200);
+  ASSERT_EQ(Get("newGid").code, 200);
+  ASSERT_EQ(PostRaw("submit", "{").code, 400);
+  ASSERT_EQ(Get("nothing").code, 404);
+  const std::string scrape =
+      Http("GET", absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics"))
+          .body;
+  EXPECT_THAT(scrape, HasSubstr("dtm_server_process_total{api=\"newgid\","
+                                "code=\"200\",status=\"ok\",type=\"http\"} 2"));
+  EXPECT_THAT(scrape, HasSubstr("dtm_server_process_total{api=\"submit\","
+                                "code=\"400\",status=\"fail\","
+                                "type=\"http\"} 1"));
+  EXPECT_THAT(scrape, HasSubstr("dtm_server_process_total{api=\"other\","
+                                "code=\"404\",status=\"fail\","
+                                "type=\"http\"} 1"));
+  EXPECT_THAT(scrape,
+              HasSubstr("dtm_server_response_duration_count{api=\"newgid\","
+                        "type=\"http\"} 2"));
+}
+
 class HttpApiTokenTest : public HttpApiTest {
  protected:
   void SetUp() override {
