@@ -12,6 +12,7 @@ import yaml
 
 GRPC_PORT = 36790
 METRICS_PORT = 8889
+HTTP_PORT = 36789
 
 
 def dtmd_settings(dtmd):
@@ -115,7 +116,8 @@ def main(rendered_path, dtmd):
             problems.append(f"arg {arg} is not a dtmd setting flag")
 
     container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    if container_ports != {"grpc": GRPC_PORT, "metrics": METRICS_PORT}:
+    if container_ports != {"grpc": GRPC_PORT, "http": HTTP_PORT,
+                           "metrics": METRICS_PORT}:
         problems.append(f"container ports {container_ports}")
     annotations = spec["template"]["metadata"].get("annotations", {})
     if (annotations.get("prometheus.io/scrape") != "true"
@@ -123,9 +125,10 @@ def main(rendered_path, dtmd):
         problems.append(f"pod needs a Prometheus scrape annotation on {METRICS_PORT}")
     for svc in by_kind["Service"]:
         ports = [p["port"] for p in svc["spec"]["ports"]]
-        # The headless Service names the pod; only the client one has metrics.
+        # The headless Service names the pod; only the client one has the
+        # HTTP API and metrics.
         want = [GRPC_PORT] if svc["spec"].get("clusterIP") == "None" else [
-            GRPC_PORT, METRICS_PORT]
+            GRPC_PORT, HTTP_PORT, METRICS_PORT]
         if ports != want:
             problems.append(f"Service {svc['metadata']['name']} ports {ports}")
         if svc["spec"]["selector"] != labels:

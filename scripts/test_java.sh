@@ -58,7 +58,7 @@ fi
 
 # The example against a dtmd started here.
 mkdir -p "$work/dtmd"
-"$dtmd" --listen_address=127.0.0.1 --grpc_port=0 --port_file="$work/dtmd/port" \
+"$dtmd" --listen_address=127.0.0.1 --grpc_port=0 --http_port=0 --port_file="$work/dtmd/port" \
   --data_dir="$work/dtmd/data" --retry_interval=1 --cron_interval=1 \
   --max_retry_interval=2 --metrics_port=0 >"$work/dtmd/log" 2>&1 &
 dtmd_pid=$!

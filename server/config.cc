@@ -16,6 +16,14 @@ ABSL_FLAG(int, metrics_port, 8889,
           "Port of the Prometheus metrics endpoint (HTTP, path /metrics) on "
           "--listen_address (IPv4 only: :: and ::1 serve on 0.0.0.0 and "
           "127.0.0.1); 0 disables metrics.");
+ABSL_FLAG(int, http_port, 36789,
+          "Port of DTM's HTTP API (JSON under /api/dtmsvr/, plaintext) on "
+          "--listen_address; 0 disables it; -1 lets the OS choose (see "
+          "--http_port_file). Off when --tls_cert_file is set: the HTTP API "
+          "has no TLS.");
+ABSL_FLAG(std::string, http_port_file, "",
+          "If set, the bound HTTP API port is written to this file (before "
+          "--port_file is written).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
@@ -226,6 +234,8 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   c.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   c.port_file = absl::GetFlag(FLAGS_port_file);
+  c.http_port = absl::GetFlag(FLAGS_http_port);
+  c.http_port_file = absl::GetFlag(FLAGS_http_port_file);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
   c.timeout_to_fail_s = absl::GetFlag(FLAGS_timeout_to_fail);
@@ -276,6 +286,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
   if (c.grpc_port < 0 || c.grpc_port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("--grpc_port must be 0..65535, got ", c.grpc_port));
+  }
+  if (c.http_port < -1 || c.http_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--http_port must be -1 (OS chooses), 0 (off) or 1..65535, got ",
+        c.http_port));
   }
   if (c.metrics_port < 0 || c.metrics_port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(

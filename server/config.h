@@ -14,8 +14,10 @@ namespace dtmd {
 
 struct Config {
   std::string listen_address = "0.0.0.0";
-  int grpc_port = 36790;  // 0: let the OS choose (see port_file).
-  std::string port_file;  // if set, the bound port is written here.
+  int grpc_port = 36790;       // 0: let the OS choose (see port_file).
+  std::string port_file;       // if set, the bound port is written here.
+  int http_port = 36789;       // DTM's HTTP API; 0: off; -1: OS chooses.
+  std::string http_port_file;  // if set, the bound HTTP port is written here.
   // Prometheus metrics over HTTP on listen_address:metrics_port/metrics;
   // 0: no metrics.
   int metrics_port = 8889;

@@ -127,22 +127,138 @@ grpc::ServerUnaryReactor* DtmService::NewGid(
 namespace {
 
 // Submit and Prepare: validate, build the records in `status`, hand them to
-// `accept` (which finishes the reactor later).
+// `accept`.
 template <typename Accept>
-grpc::ServerUnaryReactor* AcceptNew(Engine* engine,
-                                    grpc::CallbackServerContext* context,
-                                    const dtmgimp::DtmRequest& request,
-                                    absl::string_view status, Accept accept) {
+void AcceptNew(Engine* engine, const dtmgimp::DtmRequest& request,
+               absl::string_view status, ReplyCallback done, Accept accept) {
   if (absl::Status s = CheckRequestHead(request, engine); !s.ok()) {
-    return FinishNow(context, s);
+    return done(s);
   }
   absl::StatusOr<NewTransaction> txn =
       BuildTransaction(request, status, engine->clock()->NowMs(),
                        engine->config(), StoreTopics(engine->store()));
-  if (!txn.ok()) return FinishNow(context, txn.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  accept(*std::move(txn), FinishLater(reactor));
-  return reactor;
+  if (!txn.ok()) return done(txn.status());
+  accept(*std::move(txn), std::move(done));
+}
+
+}  // namespace
+
+void SubmitRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                   ReplyCallback done) {
+  const bool wait_result = request.transoptions().waitresult();
+  if (request.transtype() == "workflow") {
+    // A workflow's Submit ends it with the client's verdict.
+    if (absl::Status s = ValidateWorkflowSubmit(request, engine->config());
+        !s.ok()) {
+      return done(s);
+    }
+    txn::CommandArgs args;
+    args.req_extra.insert(request.reqextra().begin(), request.reqextra().end());
+    engine->SendCommand(request.gid(), request.transtype(),
+                        txn::Command::kSubmit, std::move(args),
+                        /*wait_result=*/false, std::move(done));
+    return;
+  }
+  if (request.transtype() != "saga" && CheckRequestHead(request, engine).ok() &&
+      engine->store()->GetTransaction(request.gid()).ok()) {
+    // The second phase of a prepared tcc, xa or msg: a command to its
+    // runner straight away (the create would only find the record, after
+    // waiting for an fsync). Its Steps and payloads are ignored, as they
+    // would be there (docs/protocol.md section 5.1).
+    engine->SendCommand(request.gid(), request.transtype(),
+                        txn::Command::kSubmit, {}, wait_result,
+                        std::move(done));
+    return;
+  }
+  AcceptNew(engine, request, storage::kStatusSubmitted, std::move(done),
+            [engine, wait_result](NewTransaction txn, ReplyCallback done) {
+              engine->Submit(std::move(txn), wait_result, std::move(done));
+            });
+}
+
+void PrepareRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                    ReplyCallback done) {
+  AcceptNew(engine, request, storage::kStatusPrepared, std::move(done),
+            [engine](NewTransaction txn, ReplyCallback done) {
+              engine->Prepare(std::move(txn), std::move(done));
+            });
+}
+
+void AbortRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                  ReplyCallback done) {
+  if (absl::Status s = CheckRequestHead(request, engine); !s.ok()) {
+    return done(s);
+  }
+  txn::CommandArgs args;
+  args.rollback_reason = request.rollbackreason();
+  engine->SendCommand(request.gid(), request.transtype(), txn::Command::kAbort,
+                      std::move(args), /*wait_result=*/false, std::move(done));
+}
+
+void RegisterBranchRequest(Engine* engine,
+                           const dtmgimp::DtmBranchRequest& request,
+                           ReplyCallback done) {
+  absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
+      BuildRegistration(request, engine->clock()->NowMs(), engine->config());
+  if (!branches.ok()) return done(branches.status());
+  txn::CommandArgs args;
+  args.branches = *std::move(branches);
+  engine->SendCommand(request.gid(), request.transtype(),
+                      txn::Command::kRegisterBranch, std::move(args),
+                      /*wait_result=*/false, std::move(done));
+}
+
+void PrepareWorkflowRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                            Engine::ProgressCallback done) {
+  if (absl::Status s = CheckRequestHead(request, engine); !s.ok()) {
+    return done(s);
+  }
+  if (request.transtype() != "workflow") {
+    return done(absl::InvalidArgumentError(absl::StrCat(
+        "TransType: PrepareWorkflow is for workflow transactions, not ",
+        request.transtype())));
+  }
+  absl::StatusOr<NewTransaction> txn =
+      BuildTransaction(request, storage::kStatusPrepared,
+                       engine->clock()->NowMs(), engine->config(), nullptr);
+  if (!txn.ok()) return done(txn.status());
+  engine->PrepareWorkflow(*std::move(txn), std::move(done));
+}
+
+void TopicRequest(Engine* engine, const dtmgimp::DtmTopicRequest& request,
+                  TopicRequestKind kind, ReplyCallback done) {
+  if (absl::Status s = ValidateTopicRequest(request, kind, engine->config());
+      !s.ok()) {
+    return done(s);
+  }
+  storage::Store* store = engine->store();
+  switch (kind) {
+    case TopicRequestKind::kSubscribe:
+      return store->Subscribe(request.topic(), request.url(), request.remark(),
+                              std::move(done));
+    case TopicRequestKind::kUnsubscribe:
+      return store->Unsubscribe(request.topic(), request.url(),
+                                std::move(done));
+    case TopicRequestKind::kDeleteTopic:
+      return store->DeleteTopic(request.topic(), std::move(done));
+  }
+}
+
+namespace {
+
+// Serve() for a method answering Empty through `op`, which finishes the
+// reactor (now or later).
+template <typename Request, typename Op>
+grpc::ServerUnaryReactor* ServeOp(const TokenAuthenticator* auth,
+                                  grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* body,
+                                  grpc::ByteBuffer* reply, Op op) {
+  return Serve<Request>(
+      auth, context, body, reply, [&](const Request& request) {
+        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+        op(request, FinishLater(reactor));
+        return reactor;
+      });
 }
 
 }  // namespace
@@ -150,93 +266,40 @@ grpc::ServerUnaryReactor* AcceptNew(Engine* engine,
 grpc::ServerUnaryReactor* DtmService::Submit(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return Serve<dtmgimp::DtmRequest>(
-      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
-        const bool wait_result = request.transoptions().waitresult();
-        if (request.transtype() == "workflow") {
-          // A workflow's Submit ends it with the client's verdict.
-          if (absl::Status s =
-                  ValidateWorkflowSubmit(request, engine_->config());
-              !s.ok()) {
-            return FinishNow(context, s);
-          }
-          txn::CommandArgs args;
-          args.req_extra.insert(request.reqextra().begin(),
-                                request.reqextra().end());
-          grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-          engine_->SendCommand(request.gid(), request.transtype(),
-                               txn::Command::kSubmit, std::move(args),
-                               /*wait_result=*/false, FinishLater(reactor));
-          return reactor;
-        }
-        if (request.transtype() != "saga" &&
-            CheckRequestHead(request, engine_).ok() &&
-            engine_->store()->GetTransaction(request.gid()).ok()) {
-          // The second phase of a prepared tcc, xa or msg: a command to its
-          // runner straight away (the create would only find the record,
-          // after waiting for an fsync). Its Steps and payloads are ignored,
-          // as they would be there (docs/protocol.md section 5.1).
-          grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-          engine_->SendCommand(request.gid(), request.transtype(),
-                               txn::Command::kSubmit, {}, wait_result,
-                               FinishLater(reactor));
-          return reactor;
-        }
-        return AcceptNew(
-            engine_, context, request, storage::kStatusSubmitted,
-            [this, wait_result](NewTransaction txn, ReplyCallback done) {
-              engine_->Submit(std::move(txn), wait_result, std::move(done));
-            });
+  return ServeOp<dtmgimp::DtmRequest>(
+      auth_, context, body, reply,
+      [this](const dtmgimp::DtmRequest& request, ReplyCallback done) {
+        SubmitRequest(engine_, request, std::move(done));
       });
 }
 
 grpc::ServerUnaryReactor* DtmService::Prepare(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return Serve<dtmgimp::DtmRequest>(
-      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
-        return AcceptNew(engine_, context, request, storage::kStatusPrepared,
-                         [this](NewTransaction txn, ReplyCallback done) {
-                           engine_->Prepare(std::move(txn), std::move(done));
-                         });
+  return ServeOp<dtmgimp::DtmRequest>(
+      auth_, context, body, reply,
+      [this](const dtmgimp::DtmRequest& request, ReplyCallback done) {
+        PrepareRequest(engine_, request, std::move(done));
       });
 }
 
 grpc::ServerUnaryReactor* DtmService::Abort(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return Serve<dtmgimp::DtmRequest>(
-      auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
-        if (absl::Status s = CheckRequestHead(request, engine_); !s.ok()) {
-          return FinishNow(context, s);
-        }
-        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-        txn::CommandArgs args;
-        args.rollback_reason = request.rollbackreason();
-        engine_->SendCommand(request.gid(), request.transtype(),
-                             txn::Command::kAbort, std::move(args),
-                             /*wait_result=*/false, FinishLater(reactor));
-        return reactor;
+  return ServeOp<dtmgimp::DtmRequest>(
+      auth_, context, body, reply,
+      [this](const dtmgimp::DtmRequest& request, ReplyCallback done) {
+        AbortRequest(engine_, request, std::move(done));
       });
 }
 
 grpc::ServerUnaryReactor* DtmService::RegisterBranch(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return Serve<dtmgimp::DtmBranchRequest>(
+  return ServeOp<dtmgimp::DtmBranchRequest>(
       auth_, context, body, reply,
-      [&](const dtmgimp::DtmBranchRequest& request) {
-        absl::StatusOr<std::vector<storage::v1::BranchRecord>> branches =
-            BuildRegistration(request, engine_->clock()->NowMs(),
-                              engine_->config());
-        if (!branches.ok()) return FinishNow(context, branches.status());
-        txn::CommandArgs args;
-        args.branches = *std::move(branches);
-        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-        engine_->SendCommand(request.gid(), request.transtype(),
-                             txn::Command::kRegisterBranch, std::move(args),
-                             /*wait_result=*/false, FinishLater(reactor));
-        return reactor;
+      [this](const dtmgimp::DtmBranchRequest& request, ReplyCallback done) {
+        RegisterBranchRequest(engine_, request, std::move(done));
       });
 }
 
@@ -245,24 +308,9 @@ grpc::ServerUnaryReactor* DtmService::PrepareWorkflow(
     grpc::ByteBuffer* reply) {
   return Serve<dtmgimp::DtmRequest>(
       auth_, context, body, reply, [&](const dtmgimp::DtmRequest& request) {
-        if (absl::Status s = CheckRequestHead(request, engine_); !s.ok()) {
-          return FinishNow(context, s);
-        }
-        if (request.transtype() != "workflow") {
-          return FinishNow(
-              context,
-              absl::InvalidArgumentError(absl::StrCat(
-                  "TransType: PrepareWorkflow is for workflow transactions, "
-                  "not ",
-                  request.transtype())));
-        }
-        absl::StatusOr<NewTransaction> txn = BuildTransaction(
-            request, storage::kStatusPrepared, engine_->clock()->NowMs(),
-            engine_->config(), nullptr);
-        if (!txn.ok()) return FinishNow(context, txn.status());
         grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-        engine_->PrepareWorkflow(
-            *std::move(txn),
+        PrepareWorkflowRequest(
+            engine_, request,
             [reactor, reply](absl::StatusOr<Engine::Progress> progress) {
               if (!progress.ok()) {
                 reactor->Finish(ToGrpcStatus(progress.status()));
@@ -292,26 +340,17 @@ grpc::ServerUnaryReactor* DtmService::PrepareWorkflow(
 
 namespace {
 
-// Validates a topic request of `kind`, then hands it to `write` (a store
-// topic write taking the completion callback), which finishes the reactor
-// once the change is synced.
-template <typename Write>
 grpc::ServerUnaryReactor* ServeTopic(Engine* engine,
                                      const TokenAuthenticator* auth,
                                      grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* body,
                                      grpc::ByteBuffer* reply,
-                                     TopicRequestKind kind, Write write) {
-  return Serve<dtmgimp::DtmTopicRequest>(
-      auth, context, body, reply, [&](const dtmgimp::DtmTopicRequest& request) {
-        if (absl::Status s =
-                ValidateTopicRequest(request, kind, engine->config());
-            !s.ok()) {
-          return FinishNow(context, s);
-        }
-        grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-        write(engine->store(), request, FinishLater(reactor));
-        return reactor;
+                                     TopicRequestKind kind) {
+  return ServeOp<dtmgimp::DtmTopicRequest>(
+      auth, context, body, reply,
+      [engine, kind](const dtmgimp::DtmTopicRequest& request,
+                     ReplyCallback done) {
+        TopicRequest(engine, request, kind, std::move(done));
       });
 }
 
@@ -320,35 +359,22 @@ grpc::ServerUnaryReactor* ServeTopic(Engine* engine,
 grpc::ServerUnaryReactor* DtmService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return ServeTopic(
-      engine_, auth_, context, body, reply, TopicRequestKind::kSubscribe,
-      [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
-         ReplyCallback done) {
-        store->Subscribe(request.topic(), request.url(), request.remark(),
-                         std::move(done));
-      });
+  return ServeTopic(engine_, auth_, context, body, reply,
+                    TopicRequestKind::kSubscribe);
 }
 
 grpc::ServerUnaryReactor* DtmService::Unsubscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return ServeTopic(
-      engine_, auth_, context, body, reply, TopicRequestKind::kUnsubscribe,
-      [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
-         ReplyCallback done) {
-        store->Unsubscribe(request.topic(), request.url(), std::move(done));
-      });
+  return ServeTopic(engine_, auth_, context, body, reply,
+                    TopicRequestKind::kUnsubscribe);
 }
 
 grpc::ServerUnaryReactor* DtmService::DeleteTopic(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* body,
     grpc::ByteBuffer* reply) {
-  return ServeTopic(
-      engine_, auth_, context, body, reply, TopicRequestKind::kDeleteTopic,
-      [](storage::Store* store, const dtmgimp::DtmTopicRequest& request,
-         ReplyCallback done) {
-        store->DeleteTopic(request.topic(), std::move(done));
-      });
+  return ServeTopic(engine_, auth_, context, body, reply,
+                    TopicRequestKind::kDeleteTopic);
 }
 
 }  // namespace dtmd

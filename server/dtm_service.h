@@ -7,6 +7,7 @@
 #include "dtmgimp.grpc.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "server/engine.h"
+#include "server/request_validation.h"
 #include "server/security.h"
 
 namespace dtmd {
@@ -67,6 +68,24 @@ class DtmService final : public DtmRawService {
   Engine* const engine_;
   const TokenAuthenticator* const auth_;
 };
+
+// The Dtm operations on decoded requests, shared by DtmService and the HTTP
+// API (server/http_api.h), so that both validate and limit alike. `done`
+// runs exactly once: before the call returns for a refused request, later
+// (on an engine or store thread) otherwise.
+void SubmitRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                   ReplyCallback done);
+void PrepareRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                    ReplyCallback done);
+void AbortRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                  ReplyCallback done);
+void RegisterBranchRequest(Engine* engine,
+                           const dtmgimp::DtmBranchRequest& request,
+                           ReplyCallback done);
+void PrepareWorkflowRequest(Engine* engine, const dtmgimp::DtmRequest& request,
+                            Engine::ProgressCallback done);
+void TopicRequest(Engine* engine, const dtmgimp::DtmTopicRequest& request,
+                  TopicRequestKind kind, ReplyCallback done);
 
 // A new gid: 22 characters of base62 from 128 random bits.
 std::string NewRandomGid();

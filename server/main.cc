@@ -83,6 +83,14 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "dtmd cannot start: " << server.status();
     return 1;
   }
+  if (!config->http_port_file.empty()) {
+    if (absl::Status s = dtmd::WritePortFile(config->http_port_file,
+                                             (*server)->http_port(), 0);
+        !s.ok()) {
+      LOG(ERROR) << "--http_port_file: " << s;
+      return 1;
+    }
+  }
   if (!config->port_file.empty()) {
     if (absl::Status s = dtmd::WritePortFile(
             config->port_file, (*server)->port(), (*server)->health_port());

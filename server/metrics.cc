@@ -302,6 +302,32 @@ void Metrics::RequestDone(MethodSeries* method, int code, double seconds) {
   })->Observe(seconds);
 }
 
+void Metrics::HttpRequestDone(absl::string_view api, int http_code,
+                              double seconds) {
+  const std::string name = absl::AsciiStrToLower(api);
+  Counter* counter;
+  Histogram* duration;
+  {
+    absl::MutexLock lock(&http_mu_);
+    Counter*& c = http_calls_[{name, http_code}];
+    if (c == nullptr) {
+      c = &server_process_->Add({{"type", "http"},
+                                 {"api", name},
+                                 {"status", http_code == 200 ? "ok" : "fail"},
+                                 {"code", absl::StrCat(http_code)}});
+    }
+    counter = c;
+    Histogram*& h = http_duration_[name];
+    if (h == nullptr) {
+      h = &server_duration_->Add({{"type", "http"}, {"api", name}},
+                                 CallBuckets());
+    }
+    duration = h;
+  }
+  counter->Increment();
+  duration->Observe(seconds);
+}
+
 int Metrics::TransTypeIndex(absl::string_view trans_type) {
   for (int i = 0; i < kTransTypes; ++i) {
     if (trans_type == kTransTypeNames[i]) return i;

@@ -94,6 +94,11 @@ class Metrics final : public storage::WriteObserver {
   // A branch (or msg query) call answered with `outcome` after `seconds`.
   void BranchCalled(absl::string_view trans_type, absl::string_view op,
                     txn::BranchOutcome outcome, double seconds);
+  // An HTTP API request (server/http_api.h) was answered with `http_code`
+  // after `seconds`; `api` is its route in lower case ("submit", ...).
+  // Counted in the same series as gRPC requests, with type="http".
+  void HttpRequestDone(absl::string_view api, int http_code, double seconds);
+
   // A branch reached a retry alert point (--alert_retry_limit).
   void RetryAlert() { retry_alerts_->Increment(); }
   // Retention deleted `count` more finished transactions (sampled).
@@ -158,6 +163,12 @@ class Metrics final : public storage::WriteObserver {
   // Method name ("/pkg.Service/Method") -> its series; filled by
   // NewRequestInterceptorFactory before serving, read-only afterwards.
   absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods_;
+  // The HTTP API's series, made on first use: (api, code) and api.
+  absl::Mutex http_mu_;
+  absl::flat_hash_map<std::pair<std::string, int>, prometheus::Counter*>
+      http_calls_ ABSL_GUARDED_BY(http_mu_);
+  absl::flat_hash_map<std::string, prometheus::Histogram*> http_duration_
+      ABSL_GUARDED_BY(http_mu_);
 
   std::array<prometheus::Counter*, kTransTypes> trans_started_{};
   // [type][0: ok (succeed), 1: fail (failed)]

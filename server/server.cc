@@ -205,6 +205,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (server->metrics_) {
     server->metrics_->SetSampler([s = server.get()] { s->SampleMetrics(); });
   }
+  if (config.http_port != 0 && !config.tls_cert_file.empty()) {
+    LOG(WARNING) << "the HTTP API is off: it has no TLS and the gRPC server "
+                    "uses TLS (--http_port=0 silences this)";
+  } else if (config.http_port != 0) {
+    absl::StatusOr<std::unique_ptr<HttpApi>> http = HttpApi::Start(
+        server->engine_.get(), server->auth_.get(), server->metrics_.get(),
+        config.listen_address, config.http_port);
+    if (!http.ok()) return http.status();
+    server->http_api_ = *std::move(http);
+    LOG(INFO) << "dtmd serving DTM's HTTP API on http://"
+              << config.listen_address << ":" << server->http_api_->port()
+              << "/api/dtmsvr/";
+  }
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
             << config.listen_address << ":" << server->port_ << ", data in "
@@ -300,9 +313,11 @@ void Server::Shutdown() {
     grpc_server_->GetHealthCheckService()->Shutdown();
   }
   if (retention_) retention_->Stop();
+  if (http_api_) http_api_->StopAccepting();
   // Waiting callers are answered first, so the gRPC shutdown below only has
   // quick replies left to finish.
   if (engine_) engine_->Shutdown();
+  if (http_api_) http_api_->Stop();
   // Scrapes still answer, without the engine's gauges.
   if (metrics_) metrics_->SetSampler(nullptr);
   if (grpc_server_) {

@@ -17,6 +17,7 @@
 #include "server/dtm_service.h"
 #include "server/engine.h"
 #include "server/http_branch_invoker.h"
+#include "server/http_api.h"
 #include "server/metrics.h"
 #include "server/retention.h"
 #include "server/security.h"
@@ -43,6 +44,9 @@ class Server {
   // from now on; when the file cannot be read or holds no token, the old
   // tokens stay and an error is logged. Nothing without a token file.
   void ReloadTokens();
+  // The HTTP API's port (0 when it is off).
+  int http_port() const { return http_api_ ? http_api_->port() : 0; }
+
   // The metrics port (0 when metrics are off).
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
@@ -72,6 +76,7 @@ class Server {
   std::unique_ptr<DtmService> dtm_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<HttpApi> http_api_;  // null: --http_port=0 or TLS.
   absl::Mutex watch_mu_;
   bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
   std::thread store_watch_;

@@ -19,7 +19,7 @@ trap cleanup EXIT
 
 "$dtmd" --listen_address=127.0.0.1 --grpc_port=0 --port_file="$work/port" \
   --data_dir="$work/data" --retry_interval=1 --cron_interval=1 \
-  --max_retry_interval=2 --metrics_port=0 >"$work/dtmd.log" 2>&1 &
+  --max_retry_interval=2 --metrics_port=0 --http_port=0 >"$work/dtmd.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")

@@ -78,7 +78,7 @@ else
   fi
   data_dir=$(mktemp -d)
   temp_dirs+=("$data_dir")
-  "$dtmd" --data_dir="$data_dir" --grpc_port="$dtm_port" --metrics_port=0 \
+  "$dtmd" --data_dir="$data_dir" --grpc_port="$dtm_port" --metrics_port=0 --http_port=0 \
     > "$data_dir/dtmd.log" 2>&1 &
   started_pids+=($!)
   echo "started a temporary dtmd (pid $!, log $data_dir/dtmd.log)"

@@ -42,7 +42,7 @@ bench_start_dtmd() {
   local name=$1
   shift
   rm -f "$bench_work/$name.port"
-  "$build/server/dtmd" --listen_address=127.0.0.1 --grpc_port=0 --metrics_port=0 \
+  "$build/server/dtmd" --listen_address=127.0.0.1 --grpc_port=0 --metrics_port=0 --http_port=0 \
     --port_file="$bench_work/$name.port" --data_dir="$bench_work/data-$name" \
     "$@" > "$bench_work/$name.log" 2>&1 &
   dtmd_pid=$!

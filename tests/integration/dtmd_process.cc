@@ -1,7 +1,10 @@
 #include "tests/integration/dtmd_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +26,22 @@
 #endif
 
 namespace dtmd::testing {
+
+// A port nothing listens on right now (the OS's pick, released).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
 
 std::string MakeTempDir(const std::string& prefix) {
   static std::atomic<int> counter{0};
@@ -99,12 +118,16 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
   exit_code_ = -1;
   const std::string port_file = data_dir_ + ".port";
   unlink(port_file.c_str());
-  std::vector<std::string> args = {DTMD_BINARY, "--listen_address=127.0.0.1",
-                                   "--grpc_port=0", "--port_file=" + port_file,
-                                   "--data_dir=" + data_dir_,
-                                   // Off unless a test's flags enable it:
-                                   // tests run side by side.
-                                   "--metrics_port=0"};
+  const std::string http_port_file = data_dir_ + ".httpport";
+  std::vector<std::string> args = {
+      DTMD_BINARY, "--listen_address=127.0.0.1", "--grpc_port=0",
+      "--port_file=" + port_file, "--data_dir=" + data_dir_,
+      // Off unless a test's flags enable it:
+      // tests run side by side.
+      "--metrics_port=0",
+      // The HTTP API too (--http_port=-1 in
+      // `flags` turns it on, on a free port).
+      "--http_port=0", "--http_port_file=" + http_port_file};
   args.insert(args.end(), flags_.begin(), flags_.end());
   // Everything the child needs is made before fork: the test process has
   // many threads, and a child that allocates before exec can hang on a lock
@@ -138,6 +161,9 @@ absl::Status DtmdProcess::Start(absl::Duration timeout) {
     std::ifstream in(port_file);
     if (in >> port_ && port_ > 0) {
       if (!(in >> health_port_)) health_port_ = 0;
+      // Written before --port_file.
+      std::ifstream http_in(http_port_file);
+      if (!(http_in >> http_port_)) http_port_ = 0;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -24,6 +24,9 @@ namespace dtmd::testing {
 // A fresh, empty directory under the test's temporary directory.
 std::string MakeTempDir(const std::string& prefix);
 
+// A port nothing listens on right now (the OS's pick, released).
+int FreePort();
+
 // How a test client reaches dtmd: channel credentials (null: plaintext) and
 // a bearer token sent as "authorization: Bearer <token>" on every call
 // (empty: none).
@@ -71,6 +74,8 @@ class DtmdProcess {
   int port() const { return port_; }
   // The second line of --port_file: dtmd's --health_port, 0 without one.
   int health_port() const { return health_port_; }
+  // The HTTP API's port (--http_port_file), 0 when it is off.
+  int http_port() const { return http_port_; }
   pid_t pid() const { return pid_; }  // -1 when not running.
   const std::string& data_dir() const { return data_dir_; }
   std::string Address() const;
@@ -113,6 +118,7 @@ class DtmdProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   int health_port_ = 0;
+  int http_port_ = 0;
   int exit_code_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dtmgimp::Dtm::Stub> dtm_;

@@ -176,22 +176,6 @@ absl::StatusOr<Scrape> Get(int port, const std::string& path = "/metrics") {
   return scrape;
 }
 
-// A port nothing listens on right now (the OS's pick, released).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // TCP ports process `pid` listens on: its socket inodes matched against the
 // LISTEN entries of /proc/net/tcp and tcp6.
 std::set<int> ListeningPorts(pid_t pid) {

@@ -29,7 +29,7 @@ func StartDtmd(t testing.TB) string {
 	portFile := filepath.Join(dir, "port")
 	cmd := exec.Command(bin, "--listen_address=127.0.0.1", "--grpc_port=0", "--port_file="+portFile,
 		"--data_dir="+filepath.Join(dir, "data"), "--retry_interval=1", "--cron_interval=1",
-		"--max_retry_interval=2", "--metrics_port=0")
+		"--max_retry_interval=2", "--metrics_port=0", "--http_port=0")
 	logFile, err := os.Create(filepath.Join(dir, "dtmd.log"))
 	if err != nil {
 		t.Fatal(err)

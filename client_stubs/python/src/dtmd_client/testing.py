@@ -29,6 +29,7 @@ def start_dtmd(binary: str, timeout: float = 20.0) -> Iterator[str]:
                     "--cron_interval=1",
                     "--max_retry_interval=2",
                     "--metrics_port=0",
+                    "--http_port=0",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

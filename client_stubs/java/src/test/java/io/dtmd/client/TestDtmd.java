@@ -52,7 +52,8 @@ final class TestDtmd {
                 "--retry_interval=1",
                 "--cron_interval=1",
                 "--max_retry_interval=2",
-                "--metrics_port=0")
+                "--metrics_port=0",
+                "--http_port=0")
             .redirectErrorStream(true)
             .redirectOutput(dir.resolve("dtmd.log").toFile())
             .start();
