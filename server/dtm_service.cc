@@ -209,7 +209,8 @@ void RegisterBranchRequest(Engine* engine,
 }
 
 void PrepareWorkflowRequest(Engine* engine, const dtmgimp::DtmRequest& request,
-                            Engine::ProgressCallback done) {
+                            Engine::ProgressCallback done,
+                            absl::string_view protocol) {
   if (absl::Status s = CheckRequestHead(request, engine); !s.ok()) {
     return done(s);
   }
@@ -222,6 +223,7 @@ void PrepareWorkflowRequest(Engine* engine, const dtmgimp::DtmRequest& request,
       BuildTransaction(request, storage::kStatusPrepared,
                        engine->clock()->NowMs(), engine->config(), nullptr);
   if (!txn.ok()) return done(txn.status());
+  if (protocol != "grpc") txn->trans.set_protocol(std::string(protocol));
   engine->PrepareWorkflow(*std::move(txn), std::move(done));
 }
 

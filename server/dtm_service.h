@@ -82,8 +82,11 @@ void AbortRequest(Engine* engine, const dtmgimp::DtmRequest& request,
 void RegisterBranchRequest(Engine* engine,
                            const dtmgimp::DtmBranchRequest& request,
                            ReplyCallback done);
+// `protocol`: "grpc" for the gRPC service; for the HTTP API the request's
+// `protocol` member, "http" when it has none (TransRecord.protocol).
 void PrepareWorkflowRequest(Engine* engine, const dtmgimp::DtmRequest& request,
-                            Engine::ProgressCallback done);
+                            Engine::ProgressCallback done,
+                            absl::string_view protocol = "grpc");
 void TopicRequest(Engine* engine, const dtmgimp::DtmTopicRequest& request,
                   TopicRequestKind kind, ReplyCallback done);
 

@@ -566,7 +566,18 @@ class Handlers {
           }));
     }
     if (post && route == "prepareWorkflow") {
-      return WithRequest([this](const dtmgimp::DtmRequest& r) {
+      // DTM keeps the request's protocol (its HTTP client sends "http" or
+      // nothing): the resume call's body depends on it.
+      std::string protocol = "http";
+      Json doc = Json::parse(body_, nullptr, /*allow_exceptions=*/false);
+      if (doc.is_object()) {
+        auto it = doc.find("protocol");
+        if (it != doc.end() && it->is_string() &&
+            !it->get<std::string>().empty()) {
+          protocol = it->get<std::string>();
+        }
+      }
+      return WithRequest([this, protocol](const dtmgimp::DtmRequest& r) {
         PrepareWorkflowRequest(
             engine_, r,
             [loop = loop_, req = req_](absl::StatusOr<Engine::Progress> p) {
@@ -583,7 +594,8 @@ class Handlers {
                           {"progresses", std::move(progresses)}};
               Reply(loop, req, 200,
                     out.dump(-1, ' ', false, Json::error_handler_t::replace));
-            });
+            },
+            protocol);
       });
     }
     if (get && route == "query") return Query();

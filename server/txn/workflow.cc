@@ -229,7 +229,11 @@ WorkflowPlan::WorkflowPlan(const TransRecord& trans) {
   absl::StatusOr<WorkflowCustom> custom =
       ParseWorkflowCustom(trans.customed_data());
   if (custom.ok()) name_ = std::move(custom->name);
-  payload_ = WorkflowResumePayload(custom.ok() ? custom->data : "");
+  const std::string data = custom.ok() ? custom->data : "";
+  // DTM wraps the data for gRPC workflows only.
+  payload_ = trans.protocol().empty() || trans.protocol() == "grpc"
+                 ? WorkflowResumePayload(data)
+                 : data;
 }
 
 std::unique_ptr<Plan> WorkflowMode::MakePlan(

@@ -206,3 +206,33 @@ def test_bad_bodies_are_refused_with_a_4xx(dtm, bad):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=5)
     assert 400 <= err.value.code < 500
+
+
+def test_workflow_prepared_over_http_is_resumed_with_its_raw_data(dtm, busi):
+    """DTM's HTTP workflow clients: prepareWorkflow over HTTP, the resume
+    call (QueryPrepared, op = the workflow's name) gets the data itself as
+    its body, not the gRPC WorkflowData message."""
+    import base64
+
+    import requests
+
+    gid = utils.gen_gid(dtm)
+    data = {"amount": 30}
+    busi.script(gid, "WfResume", [(503, {"error": "busy"})])
+    r = requests.post(dtm + "/prepareWorkflow", json={
+        "gid": gid, "trans_type": "workflow",
+        "custom_data": json.dumps({"name": "wf_http",
+                                   "data": base64.b64encode(json.dumps(data).encode()).decode()}),
+        "query_prepared": busi.url + "/WfResume", "retry_interval": 1})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 20
+    while not busi.calls_of(gid, "WfResume"):
+        assert time.monotonic() < deadline, "no resume call"
+        time.sleep(0.1)
+    call = busi.calls_of(gid, "WfResume")[0]
+    assert call["body"] == data
+    assert call["query"]["op"] == "wf_http" and call["query"]["branch_id"] == "00"
+    r = requests.post(dtm + "/submit", json={"gid": gid, "trans_type": "workflow",
+                                            "req_extra": {"status": "succeed"}})
+    assert r.status_code == 200, r.text
+    wait_status(dtm, gid, ("succeed",))
