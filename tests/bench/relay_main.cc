@@ -65,9 +65,9 @@ using dtmd::storage::v1::BranchRecord;
 // One Submit: calls the branches, then `done` (if waiting for them).
 class RelayedTransaction {
  public:
-  using Done = std::function<void(grpc::Status)>;
+  using DoneFn = std::function<void(grpc::Status)>;
   RelayedTransaction(dtmd::BranchInvoker* invoker, dtmd::NewTransaction txn,
-                     Done done)
+                     DoneFn done)
       : invoker_(invoker),
         mode_(dtmd::txn::FindMode(txn.trans.trans_type())),
         txn_(std::move(txn)),
@@ -76,7 +76,7 @@ class RelayedTransaction {
                      grpc::ServerUnaryReactor* reactor)
       : RelayedTransaction(
             invoker, std::move(txn),
-            reactor == nullptr ? Done() : [reactor](grpc::Status s) {
+            reactor == nullptr ? DoneFn() : [reactor](grpc::Status s) {
               reactor->Finish(s);
             }) {}
 
@@ -166,7 +166,7 @@ class RelayedTransaction {
   dtmd::BranchInvoker* const invoker_;
   const dtmd::txn::Mode* const mode_;  // of the TransType: never null.
   dtmd::NewTransaction txn_;
-  const Done done_;            // empty: already answered.
+  const DoneFn done_;          // empty: already answered.
   std::vector<int> sequence_;  // RunSequence's positions.
 };
 
@@ -236,13 +236,13 @@ class RelayService final : public dtmgimp::Dtm::CallbackService {
     if (!wait) reply(absl::OkStatus());
     (new RelayedTransaction(
          invoker_, *std::move(txn),
-         wait ? RelayedTransaction::Done([reply](grpc::Status s) {
+         wait ? RelayedTransaction::DoneFn([reply](grpc::Status s) {
            reply(s.ok() ? absl::OkStatus()
                         : absl::Status(
                               static_cast<absl::StatusCode>(s.error_code()),
                               s.error_message()));
          })
-              : RelayedTransaction::Done()))
+              : RelayedTransaction::DoneFn()))
         ->RunSaga();
   }
 
