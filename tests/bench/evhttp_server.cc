@@ -9,11 +9,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <deque>
 #include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace dtmd::bench {
 
@@ -25,7 +28,8 @@ struct EvHttpServer::Loop {
   event* wake = nullptr;
   std::thread::id thread_id;
   // Requests waiting for an answer (loop thread only): id -> request. A
-  // request whose connection closes is removed, so a late Reply is dropped.
+  // request stays valid until answered even if its client has gone
+  // (libevent then frees it at the answer instead of sending it).
   uint64_t next_id = 1;
   absl::flat_hash_map<uint64_t, evhttp_request*> pending;
 
@@ -61,22 +65,10 @@ struct EvHttpServer::Loop {
     for (std::function<void()>& fn : batch) fn();
   }
 
-  // Forgets a request evhttp frees without an answer (its client left).
-  struct Gone {
-    Loop* loop;
-    uint64_t id;
-  };
-  static void OnComplete(evhttp_request*, void* arg) {
-    Gone* gone = static_cast<Gone*>(arg);
-    gone->loop->pending.erase(gone->id);
-    delete gone;
-  }
-
   static void OnRequest(evhttp_request* req, void* arg) {
     Loop* loop = static_cast<Loop*>(arg);
     const uint64_t id = loop->next_id++;
     loop->pending[id] = req;
-    evhttp_request_set_on_complete_cb(req, &OnComplete, new Gone{loop, id});
     const char* method = "OTHER";
     switch (evhttp_request_get_command(req)) {
       case EVHTTP_REQ_GET:

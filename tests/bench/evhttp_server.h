@@ -5,18 +5,13 @@
 #ifndef DTMD_TESTS_BENCH_EVHTTP_SERVER_H_
 #define DTMD_TESTS_BENCH_EVHTTP_SERVER_H_
 
-#include <deque>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-
-struct evhttp_request;
 
 namespace dtmd::bench {
 
@@ -38,8 +33,8 @@ class EvHttpServer {
 
   int port() const { return port_; }
 
-  // Answers request `id` with `code` and a JSON `body`, from any thread.
-  // Dropped if its client has gone.
+  // Answers request `id` once, with `code` and a JSON `body`, from any
+  // thread. libevent drops the answer if its client has gone.
   void Reply(uint64_t id, int code, std::string body);
 
   struct Loop;  // internal.
