@@ -79,7 +79,26 @@ absl::StatusOr<int> BenchBranchServer::Start(const std::string& address) {
   return port;
 }
 
+absl::StatusOr<int> BenchBranchServer::StartHttp(const std::string& host,
+                                                 int port) {
+  absl::StatusOr<std::unique_ptr<EvHttpServer>> started = EvHttpServer::Start(
+      host, port,
+      [calls = calls_](EvHttpServer* server, uint64_t id, const std::string&,
+                       const std::string& path, std::string) {
+        calls->fetch_add(1, std::memory_order_relaxed);
+        if (absl::EndsWith(path, "/Unavailable")) {
+          server->Reply(id, 503, R"({"message":"bench: unavailable"})");
+        } else {
+          server->Reply(id, 200, R"({"dtm_result":"SUCCESS"})");
+        }
+      });
+  if (!started.ok()) return started.status();
+  http_ = *std::move(started);
+  return http_->port();
+}
+
 void BenchBranchServer::Shutdown() {
+  http_.reset();
   if (server_ == nullptr) return;
   server_->Shutdown();
   server_.reset();

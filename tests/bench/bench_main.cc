@@ -5,6 +5,9 @@
 //              --shape=saga --concurrency=64 --duration=10
 //              --relay=127.0.0.1:36795 --relay_pid=$(pidof dtmd-relay)
 //
+// Shapes over DTM's HTTP API (http-saga) also need the HTTP ports:
+// --http_target (dtmd's --http_port) and --relay_http (the relay's).
+//
 // With --relay the same load runs against the relay right after, and the
 // ratios dtmd/relay are printed: the figures that count on a noisy machine.
 // --relay is one case of --baseline (any second coordinator, e.g. a dtmd on
@@ -30,11 +33,17 @@
 
 ABSL_FLAG(std::string, target, "127.0.0.1:36790", "coordinator host:port");
 ABSL_FLAG(int, target_pid, 0, "coordinator pid, for CPU and RSS figures");
+ABSL_FLAG(std::string, http_target, "",
+          "the coordinator's HTTP API host:port, for HTTP shapes");
 ABSL_FLAG(std::string, relay, "", "dtmd-relay host:port to compare against");
+ABSL_FLAG(std::string, relay_http, "",
+          "the relay's HTTP host:port, for HTTP shapes");
 ABSL_FLAG(int, relay_pid, 0, "relay pid, for CPU and RSS figures");
 ABSL_FLAG(std::string, baseline, "",
           "another coordinator to compare against (instead of --relay)");
 ABSL_FLAG(int, baseline_pid, 0, "baseline pid, for CPU and RSS figures");
+ABSL_FLAG(std::string, baseline_http, "",
+          "the baseline's HTTP API host:port (instead of --relay_http)");
 ABSL_FLAG(std::string, baseline_name, "",
           "label of the baseline (default: relay)");
 ABSL_FLAG(std::string, shape, "saga", "transaction shape (--list_shapes)");
@@ -91,7 +100,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_list_shapes)) {
     for (const auto& shape : dtmd::bench::Shapes()) {
-      printf("%-14s %s\n", shape.name.c_str(), shape.description.c_str());
+      printf("%-24s %s\n", shape.name.c_str(), shape.description.c_str());
     }
     return 0;
   }
@@ -110,10 +119,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string listen = absl::GetFlag(FLAGS_branch_listen);
+  const std::string listen_host = listen.substr(0, listen.rfind(':'));
+  absl::StatusOr<int> http_branch_port = branches.StartHttp(listen_host, 0);
+  if (!http_branch_port.ok()) {
+    fprintf(stderr, "%s\n", http_branch_port.status().ToString().c_str());
+    return 1;
+  }
   dtmd::bench::LoadOptions options;
   options.shape = shape;
-  options.context.branch_address =
-      absl::StrCat(listen.substr(0, listen.rfind(':')), ":", *branch_port);
+  options.context.branch_address = absl::StrCat(listen_host, ":", *branch_port);
+  options.context.http_branch_base =
+      absl::StrCat("http://", listen_host, ":", *http_branch_port);
   options.context.retry_interval_s = absl::GetFlag(FLAGS_retry_interval);
   options.concurrency = absl::GetFlag(FLAGS_concurrency);
   options.duration_s = absl::GetFlag(FLAGS_duration);
@@ -131,19 +147,22 @@ int main(int argc, char** argv) {
   }
 
   auto run =
-      [&](const std::string& target, int pid,
+      [&](const std::string& target, const std::string& http_target, int pid,
           const std::string& tag) -> absl::StatusOr<dtmd::bench::LoadResult> {
     dtmd::bench::LoadOptions o = options;
     o.target = target;
+    o.http_target = http_target;
     o.target_pid = pid;
     o.gid_prefix = absl::StrCat(prefix, "-", tag);
     return dtmd::bench::RunLoad(o);
   };
   std::string baseline = absl::GetFlag(FLAGS_baseline);
   int baseline_pid = absl::GetFlag(FLAGS_baseline_pid);
+  std::string baseline_http = absl::GetFlag(FLAGS_baseline_http);
   if (baseline.empty()) {
     baseline = absl::GetFlag(FLAGS_relay);
     baseline_pid = absl::GetFlag(FLAGS_relay_pid);
+    baseline_http = absl::GetFlag(FLAGS_relay_http);
   }
   std::string baseline_name = absl::GetFlag(FLAGS_baseline_name);
   if (baseline_name.empty()) baseline_name = "relay";
@@ -152,15 +171,15 @@ int main(int argc, char** argv) {
   std::vector<dtmd::bench::LoadResult> target_runs, relay_runs;
   for (int round = 0; round < rounds; ++round) {
     absl::StatusOr<dtmd::bench::LoadResult> r =
-        run(absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_target_pid),
-            absl::StrCat("t", round));
+        run(absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_http_target),
+            absl::GetFlag(FLAGS_target_pid), absl::StrCat("t", round));
     if (!r.ok()) {
       fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
     target_runs.push_back(*std::move(r));
     if (!with_relay) break;
-    r = run(baseline, baseline_pid, absl::StrCat("r", round));
+    r = run(baseline, baseline_http, baseline_pid, absl::StrCat("r", round));
     if (!r.ok()) {
       fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;

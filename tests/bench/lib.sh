@@ -37,26 +37,35 @@ bench_wait_port() {
 bench_stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # bench_start_dtmd NAME [FLAGS...]: dtmd with its data in
-# $bench_work/data-NAME; sets dtmd_pid and dtmd_addr.
+# $bench_work/data-NAME; sets dtmd_pid, dtmd_addr and dtmd_http (its HTTP
+# API).
 bench_start_dtmd() {
   local name=$1
   shift
-  rm -f "$bench_work/$name.port"
-  "$build/server/dtmd" --listen_address=127.0.0.1 --grpc_port=0 --metrics_port=0 --http_port=0 \
+  rm -f "$bench_work/$name.port" "$bench_work/$name.http-port"
+  "$build/server/dtmd" --listen_address=127.0.0.1 --grpc_port=0 \
+    --metrics_port=0 --http_port=-1 \
+    --http_port_file="$bench_work/$name.http-port" \
     --port_file="$bench_work/$name.port" --data_dir="$bench_work/data-$name" \
     "$@" > "$bench_work/$name.log" 2>&1 &
   dtmd_pid=$!
   bench_pids+=("$dtmd_pid")
   bench_wait_file "$bench_work/$name.port"
+  bench_wait_file "$bench_work/$name.http-port"
   dtmd_addr="127.0.0.1:$(cat "$bench_work/$name.port")"
+  dtmd_http="127.0.0.1:$(cat "$bench_work/$name.http-port")"
 }
 
-# bench_start_relay: sets relay_pid and relay_addr.
+# bench_start_relay: sets relay_pid, relay_addr and relay_http.
 bench_start_relay() {
-  "$build/tests/bench/dtmd-relay" --grpc_port=0 \
-    --port_file="$bench_work/relay.port" > "$bench_work/relay.log" 2>&1 &
+  "$build/tests/bench/dtmd-relay" --grpc_port=0 --http_port=-1 \
+    --port_file="$bench_work/relay.port" \
+    --http_port_file="$bench_work/relay.http-port" \
+    > "$bench_work/relay.log" 2>&1 &
   relay_pid=$!
   bench_pids+=("$relay_pid")
   bench_wait_file "$bench_work/relay.port"
+  bench_wait_file "$bench_work/relay.http-port"
   relay_addr="127.0.0.1:$(cat "$bench_work/relay.port")"
+  relay_http="127.0.0.1:$(cat "$bench_work/relay.http-port")"
 }

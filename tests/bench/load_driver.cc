@@ -16,6 +16,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "server/http_branch_invoker.h"
 #include "tests/bench/proc_stats.h"
 
 namespace dtmd::bench {
@@ -45,6 +46,7 @@ constexpr int kCodes = 17;
 struct Shared {
   const LoadOptions* options;
   std::vector<std::unique_ptr<dtmgimp::Dtm::Stub>> stubs;
+  std::unique_ptr<HttpBranchInvoker> http;  // HTTP calls; null: none.
   std::atomic<int> phase{kWarmup};
   std::atomic<int64_t> next_id{0};
   std::atomic<int64_t> remaining{0};  // count mode.
@@ -99,6 +101,10 @@ class Slot {
     txn->context = std::make_unique<grpc::ClientContext>();
     txn->context->set_deadline(txn->deadline);
     const ShapeCall& call = txn->calls[txn->next];
+    if (call.method == ShapeCall::kHttpSubmit) {
+      SendHttp(txn, call);
+      return;
+    }
     auto done = [this, txn](grpc::Status status) { OnAnswer(txn, status); };
     switch (call.method) {
       case ShapeCall::kPrepare:
@@ -113,7 +119,32 @@ class Slot {
         stub->async()->Submit(txn->context.get(), &call.request, &txn->reply,
                               std::move(done));
         break;
+      case ShapeCall::kHttpSubmit:
+        break;
     }
+  }
+
+  // An HTTP call: its answer is read as DTM's client reads it (200 OK,
+  // 409 ABORTED, 425 FAILED_PRECONDITION, else UNKNOWN or the transport's
+  // error).
+  void SendHttp(Transaction* txn, const ShapeCall& call) {
+    if (shared_->http == nullptr) {
+      OnAnswer(txn, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "no HTTP target"));
+      return;
+    }
+    BranchCall http;
+    http.url = absl::StrCat("http://", shared_->options->http_target,
+                            HttpPath(call.method));
+    http.payload = call.http_body;
+    http.timeout_ms = std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(
+               txn->deadline - std::chrono::system_clock::now())
+               .count());
+    shared_->http->Call(std::move(http), [this, txn](BranchAnswer answer) {
+      OnAnswer(txn, grpc::Status(static_cast<grpc::StatusCode>(answer.code),
+                                 answer.message));
+    });
   }
 
   // The next call of the transaction, or its end: the first failed call or
@@ -194,6 +225,15 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   }
   Shared shared;
   shared.options = &options;
+  if (!options.http_target.empty()) {
+    HttpInvokerOptions http;
+    http.max_host_connections = std::max(1, options.concurrency);
+    http.max_connections = std::max(1, options.concurrency);
+    absl::StatusOr<std::unique_ptr<HttpBranchInvoker>> invoker =
+        HttpBranchInvoker::Create(http);
+    if (!invoker.ok()) return invoker.status();
+    shared.http = *std::move(invoker);
+  }
   for (int i = 0; i < std::max(1, options.channels); ++i) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

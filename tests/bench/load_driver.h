@@ -21,6 +21,10 @@ namespace dtmd::bench {
 
 struct LoadOptions {
   std::string target;  // host:port of the coordinator.
+  // host:port of its HTTP API, for shapes with HTTP calls: sent through
+  // libcurl's multi interface on one thread, over kept-alive connections
+  // (one per transaction in flight at most).
+  std::string http_target;
   const Shape* shape = nullptr;
   ShapeContext context;
   int concurrency = 64;

@@ -9,6 +9,9 @@
 //    order for tcc, commit in order for xa) and forgets the gid.
 //  - msg: Prepare keeps the message in memory; Submit calls its actions in
 //    order (a Submit without Prepare calls the request's own).
+// Branch URLs are gRPC or http(s):// (dtmd's HttpBranchInvoker), and a saga
+// Submit comes over gRPC or, with --http_port, as POST /api/dtmsvr/submit of
+// DTM's HTTP API (decoded as dtmd decodes it; the only HTTP route served).
 // With WaitResult the answer waits for the calls, as dtmd's does for the
 // first round; a second phase that does not succeed answers what dtmd does
 // for a transaction still running (FAILED_PRECONDITION). Prepared gids that
@@ -37,6 +40,8 @@
 #include "server/config.h"
 #include "server/dtm_service.h"
 #include "server/grpc_status.h"
+#include "server/http_api.h"
+#include "server/http_branch_invoker.h"
 #include "server/process.h"
 #include "server/request_validation.h"
 #include "server/timer_queue.h"
@@ -44,26 +49,36 @@
 #include "server/txn/outcome.h"
 #include "server/txn/two_phase.h"
 #include "storage/store.h"
+#include "tests/bench/evhttp_server.h"
 
 // dtmd's own flags (server/config.cc): --grpc_port, --listen_address,
 // --port_file, --request_timeout, ... with the relay's own default port.
 ABSL_DECLARE_FLAG(int, grpc_port);
 ABSL_DECLARE_FLAG(std::string, listen_address);
+ABSL_DECLARE_FLAG(int, http_port);
 constexpr int kDefaultRelayPort = 36795;
 
 namespace {
 
 using dtmd::storage::v1::BranchRecord;
 
-// One Submit: calls the branches and finishes the reactor (if waiting).
+// One Submit: calls the branches, then `done` (if waiting for them).
 class RelayedTransaction {
  public:
+  using DoneFn = std::function<void(grpc::Status)>;
   RelayedTransaction(dtmd::BranchInvoker* invoker, dtmd::NewTransaction txn,
-                     grpc::ServerUnaryReactor* reactor)
+                     DoneFn done)
       : invoker_(invoker),
         mode_(dtmd::txn::FindMode(txn.trans.trans_type())),
         txn_(std::move(txn)),
-        reactor_(reactor) {}
+        done_(std::move(done)) {}
+  RelayedTransaction(dtmd::BranchInvoker* invoker, dtmd::NewTransaction txn,
+                     grpc::ServerUnaryReactor* reactor)
+      : RelayedTransaction(
+            invoker, std::move(txn),
+            reactor == nullptr ? DoneFn() : [reactor](grpc::Status s) {
+              reactor->Finish(s);
+            }) {}
 
   // A saga: actions in order; on a failure, compensations in reverse.
   void RunSaga() { NextAction(0); }
@@ -144,15 +159,15 @@ class RelayedTransaction {
   }
 
   void Done(grpc::Status status) {
-    if (reactor_ != nullptr) reactor_->Finish(status);
+    if (done_) done_(status);
     delete this;
   }
 
   dtmd::BranchInvoker* const invoker_;
   const dtmd::txn::Mode* const mode_;  // of the TransType: never null.
   dtmd::NewTransaction txn_;
-  grpc::ServerUnaryReactor* const reactor_;  // null: already answered.
-  std::vector<int> sequence_;                // RunSequence's positions.
+  const DoneFn done_;          // empty: already answered.
+  std::vector<int> sequence_;  // RunSequence's positions.
 };
 
 // The positions a submitted tcc, xa or msg calls, in order: the prepared
@@ -187,6 +202,49 @@ class RelayService final : public dtmgimp::Dtm::CallbackService {
  public:
   RelayService(dtmd::BranchInvoker* invoker, dtmd::Config config)
       : invoker_(invoker), config_(std::move(config)) {}
+
+  // POST /api/dtmsvr/submit of a saga, as dtmd's HTTP API answers it: 200
+  // {"dtm_result":"SUCCESS"}, else DTM's status and error body.
+  void HttpRequest(dtmd::bench::EvHttpServer* server, uint64_t id,
+                   const std::string& method, const std::string& path,
+                   const std::string& body) {
+    auto reply = [server, id](const absl::Status& status) {
+      if (status.ok()) {
+        server->Reply(id, 200, R"({"dtm_result":"SUCCESS"})");
+      } else {
+        server->Reply(id, dtmd::HttpStatusFor(status),
+                      dtmd::HttpErrorBody(status));
+      }
+    };
+    if (method != "POST" || path != "/api/dtmsvr/submit") {
+      return reply(absl::NotFoundError(
+          absl::StrCat("dtmd-relay serves only POST /api/dtmsvr/submit, not ",
+                       method, " ", path)));
+    }
+    absl::StatusOr<dtmgimp::DtmRequest> request =
+        dtmd::DtmRequestFromJson(body, config_);
+    if (!request.ok()) return reply(request.status());
+    if (request->transtype() != "saga") {
+      return reply(absl::UnimplementedError(
+          "dtmd-relay serves only saga transactions over HTTP"));
+    }
+    absl::StatusOr<dtmd::NewTransaction> txn =
+        dtmd::BuildTransaction(*request, dtmd::storage::kStatusSubmitted,
+                               clock_->NowMs(), config_, nullptr);
+    if (!txn.ok()) return reply(txn.status());
+    const bool wait = request->transoptions().waitresult();
+    if (!wait) reply(absl::OkStatus());
+    (new RelayedTransaction(
+         invoker_, *std::move(txn),
+         wait ? RelayedTransaction::DoneFn([reply](grpc::Status s) {
+           reply(s.ok() ? absl::OkStatus()
+                        : absl::Status(
+                              static_cast<absl::StatusCode>(s.error_code()),
+                              s.error_message()));
+         })
+              : RelayedTransaction::DoneFn()))
+        ->RunSaga();
+  }
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const google::protobuf::Empty*,
@@ -311,6 +369,7 @@ int main(int argc, char** argv) {
   dtmd::BlockTerminationSignals();
   absl::SetFlag(&FLAGS_grpc_port, kDefaultRelayPort);
   absl::SetFlag(&FLAGS_listen_address, "127.0.0.1");
+  absl::SetFlag(&FLAGS_http_port, 0);  // off unless asked for.
   absl::ParseCommandLine(argc, argv);
   dtmd::InitServerProcess(argv[0]);
 
@@ -319,7 +378,14 @@ int main(int argc, char** argv) {
     LOG(ERROR) << config.status();
     return 2;
   }
-  dtmd::GrpcBranchInvoker invoker;
+  dtmd::GrpcBranchInvoker grpc_invoker;
+  absl::StatusOr<std::unique_ptr<dtmd::HttpBranchInvoker>> http_invoker =
+      dtmd::HttpBranchInvoker::Create();
+  if (!http_invoker.ok()) {
+    LOG(ERROR) << http_invoker.status();
+    return 1;
+  }
+  dtmd::RoutingBranchInvoker invoker(&grpc_invoker, http_invoker->get());
   RelayService service(&invoker, *config);
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -341,7 +407,34 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  std::unique_ptr<dtmd::bench::EvHttpServer> http;
+  if (config->http_port != 0) {
+    absl::StatusOr<std::unique_ptr<dtmd::bench::EvHttpServer>> started =
+        dtmd::bench::EvHttpServer::Start(
+            config->listen_address,
+            config->http_port < 0 ? 0 : config->http_port,
+            [&service](dtmd::bench::EvHttpServer* server, uint64_t id,
+                       const std::string& method, const std::string& path,
+                       std::string body) {
+              service.HttpRequest(server, id, method, path, body);
+            });
+    if (!started.ok()) {
+      LOG(ERROR) << "--http_port: " << started.status();
+      return 1;
+    }
+    http = *std::move(started);
+    LOG(INFO) << "dtmd-relay serving HTTP on port " << http->port();
+    if (!config->http_port_file.empty()) {
+      if (absl::Status s =
+              dtmd::WritePortFile(config->http_port_file, http->port(), 0);
+          !s.ok()) {
+        LOG(ERROR) << "--http_port_file: " << s;
+        return 1;
+      }
+    }
+  }
   dtmd::WaitForTerminationSignal();
+  http.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

@@ -35,7 +35,8 @@ def main():
         rows.append((metric, fmt(value, digits), fmt(base, digits),
                      fmt(ratio, 2), target, verdict))
 
-    for shape in ("saga-empty", "saga", "tcc", "msg"):
+    for shape in ("saga-empty", "saga", "tcc", "msg", "http-saga",
+                  "grpc-saga-http-branches"):
         r = load(directory, f"{shape}.json")
         if not r:
             continue

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite behind `make bench`: storage probe, dtmd against
-# dtmd-relay for each shape, the two scale runs, micro-benchmarks; then one
+# dtmd-relay for each shape (gRPC and HTTP), the two scale runs, micro-benchmarks; then one
 # table. Everything runs on loopback; every figure is measured in this run.
 #
 # Usage: tests/bench/run_bench.sh BUILD_DIR
@@ -40,9 +40,10 @@ echo "== storage probe"
 echo "== dtmd vs dtmd-relay, empty store"
 bench_start_relay
 bench_start_dtmd empty
-for shape in saga-empty saga tcc msg; do
+for shape in saga-empty saga tcc msg http-saga grpc-saga-http-branches; do
   run_bench "$shape.json" --shape="$shape" --target="$dtmd_addr" \
-    --target_pid="$dtmd_pid" --relay="$relay_addr" --relay_pid="$relay_pid" \
+    --http_target="$dtmd_http" --target_pid="$dtmd_pid" \
+    --relay="$relay_addr" --relay_http="$relay_http" --relay_pid="$relay_pid" \
     --rounds="$rounds"
 done
 bench_stop "$dtmd_pid"

@@ -10,18 +10,25 @@
 namespace dtmd::bench {
 namespace {
 
+// A branch payload of about 64 bytes, JSON as an HTTP branch gets it.
+const std::string& JsonPayload() {
+  static const std::string* payload = new std::string(
+      absl::StrCat(R"({"amount":30,"pad":")", std::string(38, 'p'), "\"}"));
+  return *payload;
+}
+
 // A saga request; steps[i] = {action, compensate} URLs.
 dtmgimp::DtmRequest Saga(
     const std::string& gid,
     const std::vector<std::pair<std::string, std::string>>& steps,
-    bool wait_result) {
+    bool wait_result, const std::string& payload = std::string(64, 'p')) {
   dtmgimp::DtmRequest request;
   request.set_gid(gid);
   request.set_transtype("saga");
   nlohmann::json json = nlohmann::json::array();
   for (const auto& [action, compensate] : steps) {
     json.push_back({{"action", action}, {"compensate", compensate}});
-    request.add_binpayloads(std::string(64, 'p'));
+    request.add_binpayloads(payload);
   }
   request.set_steps(json.dump());
   request.mutable_transoptions()->set_waitresult(wait_result);
@@ -30,6 +37,39 @@ dtmgimp::DtmRequest Saga(
 
 std::string Url(const ShapeContext& context, absl::string_view method) {
   return absl::StrCat(context.branch_address, "/bench.Bench/", method);
+}
+
+std::string HttpUrl(const ShapeContext& context, absl::string_view method) {
+  return absl::StrCat(context.http_branch_base, "/api/busi/", method);
+}
+
+// The two-step saga of the HTTP shapes: actions and compensations are HTTP
+// endpoints of the bench's branch server.
+std::vector<std::pair<std::string, std::string>> HttpSteps(
+    const ShapeContext& c) {
+  return {{HttpUrl(c, "TransOut"), HttpUrl(c, "TransOutRevert")},
+          {HttpUrl(c, "TransIn"), HttpUrl(c, "TransInRevert")}};
+}
+
+// A saga Submit as DTM's HTTP client posts it (dtmcli: payloads are the
+// steps' JSON bodies), with wait_result.
+ShapeCall HttpSaga(const std::string& gid, const ShapeContext& c) {
+  nlohmann::json steps = nlohmann::json::array();
+  nlohmann::json payloads = nlohmann::json::array();
+  for (const auto& [action, compensate] : HttpSteps(c)) {
+    steps.push_back({{"action", action}, {"compensate", compensate}});
+    payloads.push_back(JsonPayload());
+  }
+  ShapeCall call;
+  call.method = ShapeCall::kHttpSubmit;
+  call.http_body = nlohmann::json{
+      {"gid", gid},
+      {"trans_type", "saga"},
+      {"steps", steps},
+      {"payloads", payloads},
+      {"wait_result",
+       true}}.dump();
+  return call;
 }
 
 ShapeCall Call(ShapeCall::Method method, dtmgimp::DtmRequest request) {
@@ -111,6 +151,16 @@ const std::vector<Shape>& Shapes() {
                                  {Url(c, "Action2"), Url(c, "Compensate2")}},
                                 true));
        }},
+      {"http-saga",
+       "saga Submit over DTM's HTTP API, 2 HTTP steps, wait_result",
+       [](const std::string& gid, const ShapeContext& c) {
+         return std::vector<ShapeCall>{HttpSaga(gid, c)};
+       }},
+      {"grpc-saga-http-branches",
+       "saga Submit over gRPC, 2 steps calling HTTP branches, WaitResult",
+       [](const std::string& gid, const ShapeContext& c) {
+         return SubmitOnly(Saga(gid, HttpSteps(c), true, JsonPayload()));
+       }},
       {"saga-retrying",
        "1 step whose action answers UNAVAILABLE: stays unfinished, retrying",
        [](const std::string& gid, const ShapeContext& c) {
@@ -129,6 +179,15 @@ const std::vector<Shape>& Shapes() {
        }},
   };
   return *shapes;
+}
+
+const char* HttpPath(ShapeCall::Method method) {
+  switch (method) {
+    case ShapeCall::kHttpSubmit:
+      return "/api/dtmsvr/submit";
+    default:
+      return "";
+  }
 }
 
 const Shape* FindShape(const std::string& name) {

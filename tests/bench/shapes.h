@@ -13,16 +13,22 @@ namespace dtmd::bench {
 
 struct ShapeContext {
   std::string branch_address;    // host:port of the bench's branch server.
+  std::string http_branch_base;  // http://host:port of its HTTP side.
   int64_t retry_interval_s = 0;  // for shapes that retry; 0 = default.
 };
 
-// One RPC of a transaction, as a client sends it.
+// One RPC of a transaction, as a client sends it: over gRPC, or (kHttp*)
+// over DTM's HTTP API.
 struct ShapeCall {
-  enum Method { kPrepare, kRegisterBranch, kSubmit };
+  enum Method { kPrepare, kRegisterBranch, kSubmit, kHttpSubmit };
   Method method = kSubmit;
   dtmgimp::DtmRequest request;       // kPrepare, kSubmit.
   dtmgimp::DtmBranchRequest branch;  // kRegisterBranch.
+  std::string http_body;             // kHttpSubmit: the JSON posted.
 };
+
+// The HTTP path of a kHttp* call.
+const char* HttpPath(ShapeCall::Method method);
 
 struct Shape {
   std::string name;

@@ -18,10 +18,11 @@ check() {  # check FILE PYTHON_EXPRESSION_ON_r
     { echo "smoke: $1 fails: $2"; cat "$1"; exit 1; }
 }
 
-for shape in saga-empty saga tcc msg; do
+for shape in saga-empty saga tcc msg http-saga grpc-saga-http-branches; do
   "$bench/dtmd-bench" --json --shape="$shape" --concurrency=8 --count=200 \
-    --target="$dtmd_addr" --target_pid="$dtmd_pid" \
-    --relay="$relay_addr" --relay_pid="$relay_pid" > "$work/$shape.json"
+    --target="$dtmd_addr" --http_target="$dtmd_http" --target_pid="$dtmd_pid" \
+    --relay="$relay_addr" --relay_http="$relay_http" --relay_pid="$relay_pid" \
+    > "$work/$shape.json"
   check "$work/$shape.json" "r['errors'] == {} and r['relay']['errors'] == {} \
     and r['tps'] > 0 and r['relay']['tps'] > 0 and r['p99_ms'] > 0 \
     and r['rss_mib'] > 0 and r['cpu_s_per_1k'] >= 0"
