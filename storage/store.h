@@ -209,6 +209,41 @@ class Store {
   // The names of all topics, sorted (bytewise).
   virtual absl::StatusOr<std::vector<std::string>> ListTopics() = 0;
 
+  // Leases: which process drives a transaction. A store shared by several
+  // dtmd processes (replicas) lets only the holder of a gid's lease call its
+  // branches and write its progress; a store owned by one process grants
+  // every lease (these defaults). A lease has an owner (this process), a
+  // fencing epoch that grows with each new holder, and an expiry on the
+  // store's clock that the store renews in the background while it is held.
+  //
+  // Every UpdateTransaction, PutBranches and AppendBranches of a gid is
+  // fenced: applied only if this process still holds the gid's lease with
+  // the epoch it had when the write was issued; otherwise nothing is written
+  // and the callback gets ABORTED ("lease lost"). CreateTransaction of a
+  // record that is neither final nor prepared takes the lease for this
+  // process (the creator drives it at once); ScanDue takes the lease of
+  // every gid it returns (a claim: SELECT ... FOR UPDATE SKIP LOCKED of due
+  // transactions whose lease is free or expired).
+  //
+  // Takes the lease of gid, or keeps it if this process holds it already
+  // (then no I/O). Blocks for one round trip. OK: held; ABORTED: another
+  // process holds it (the message names it and when the lease ends);
+  // NOT_FOUND: unknown gid; UNAVAILABLE: the store cannot be reached.
+  virtual absl::Status AcquireLease(absl::string_view gid) {
+    (void)gid;
+    return absl::OkStatus();
+  }
+  // Whether this process may still call gid's branches: OK while the lease
+  // is held and its expiry, by the local monotonic clock with a safety
+  // margin, has not passed; ABORTED otherwise. No I/O.
+  virtual absl::Status CheckLease(absl::string_view gid) {
+    (void)gid;
+    return absl::OkStatus();
+  }
+  // Gives the lease of gid up (asynchronously, in order with the writes
+  // issued before). No-op when not held.
+  virtual void ReleaseLease(absl::string_view gid) { (void)gid; }
+
   // Blocks until every write issued before the call has completed.
   virtual void Flush() = 0;
 
