@@ -161,6 +161,30 @@ TEST_F(ConfigSourcesTest, OtherStoreDriversAreRefused) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("Store.Driver"));
 }
 
+TEST_F(ConfigSourcesTest, PostgresStoreFromFileAndEnvironment) {
+  ASSERT_TRUE(Apply(WriteFile("Store:\n  Driver: postgres\n"
+                              "LeaseTimeout: 20\n"),
+                    {{"POSTGRES_DSN", "postgresql://dtmd@db/dtmd"},
+                     {"REPLICA_ID", "dtmd-0"}})
+                  .ok());
+  Config c = Current();
+  EXPECT_EQ(c.store_driver, "postgres");
+  EXPECT_EQ(c.postgres_dsn, "postgresql://dtmd@db/dtmd");
+  EXPECT_EQ(c.replica_id, "dtmd-0");
+  EXPECT_EQ(c.lease_timeout_s, 20);
+}
+
+TEST_F(ConfigSourcesTest, PostgresStoreNeedsADsnAndNamesItsReplica) {
+  ASSERT_TRUE(Apply(WriteFile("Store:\n  Driver: postgres\n")).ok());
+  absl::StatusOr<Config> c = ConfigFromFlags();
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("--postgres_dsn"));
+  ASSERT_TRUE(Apply("", {{"POSTGRES_DSN", "host=db"}}).ok());
+  c = ConfigFromFlags();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->replica_id.empty()) << "a generated replica id";
+}
+
 TEST_F(ConfigSourcesTest, NotYamlOrMissingFile) {
   absl::Status s = Apply(WriteFile("RetryInterval: [1, 2\n"));
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
