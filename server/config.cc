@@ -31,22 +31,22 @@ ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the embedded RocksDB store.");
-ABSL_FLAG(std::string, store_driver, "rocksdb",
+ABSL_FLAG(std::string, store, "rocksdb",
           "Where transactions are kept: 'rocksdb' (embedded, in --data_dir; "
           "DTM's 'boltdb' means the same) or 'postgres' (a PostgreSQL shared "
           "by several dtmd replicas, --postgres_dsn).");
 ABSL_FLAG(std::string, postgres_dsn, "",
           "libpq connection string or URI of the shared PostgreSQL "
-          "(--store_driver=postgres), e.g. "
+          "(--store=postgres), e.g. "
           "postgresql://dtmd:secret@db:5432/dtmd. The schema is created "
           "and migrated at start.");
 ABSL_FLAG(std::string, replica_id, "",
           "This replica's name in the shared store's leases "
-          "(--store_driver=postgres); unique among live replicas. Default: "
+          "(--store=postgres); unique among live replicas. Default: "
           "<hostname>-<pid>-<random>.");
 ABSL_FLAG(int64_t, lease_timeout, 10,
           "Seconds a replica's lease on a transaction lasts without renewal "
-          "(--store_driver=postgres): a dead replica's transactions are "
+          "(--store=postgres): a dead replica's transactions are "
           "taken over this long after its last renewal.");
 ABSL_FLAG(std::string, advertise_address, "",
           "This coordinator's address as sent to branches in dtm-dtm.");
@@ -271,7 +271,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.http_port_file = absl::GetFlag(FLAGS_http_port_file);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
-  c.store_driver = absl::GetFlag(FLAGS_store_driver);
+  c.store_driver = absl::GetFlag(FLAGS_store);
   c.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
   c.replica_id = absl::GetFlag(FLAGS_replica_id);
   c.lease_timeout_s = absl::GetFlag(FLAGS_lease_timeout);
@@ -339,13 +339,13 @@ absl::StatusOr<Config> ConfigFromFlags() {
   if (c.store_driver == "boltdb") c.store_driver = "rocksdb";
   if (c.store_driver != "rocksdb" && c.store_driver != "postgres") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--store_driver must be rocksdb (or boltdb) or postgres, got '",
+        "--store must be rocksdb (or boltdb) or postgres, got '",
         c.store_driver, "'"));
   }
   if (c.store_driver == "postgres") {
     if (c.postgres_dsn.empty()) {
       return absl::InvalidArgumentError(
-          "--store_driver=postgres needs --postgres_dsn");
+          "--store=postgres needs --postgres_dsn");
     }
     if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
   }

@@ -36,7 +36,7 @@ constexpr DtmName kDtmNames[] = {
     {"alert_webhook", "AlertWebHook", nullptr},
     {"alert_webhook_timeout", "AlertWebHookTimeout", nullptr},
     {"retention", "Store.DataExpire", nullptr},
-    {"store_driver", "Store.Driver", nullptr},
+    {"store", "Store.Driver", nullptr},
 };
 
 // DTM keys dtmd accepts and has no use for (DTM features of other stores,
