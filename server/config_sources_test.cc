@@ -62,7 +62,7 @@ TEST_F(ConfigSourcesTest, FileSetsDtmKeysAndDtmdKeys) {
       "AcceptDataLoss: true\n"
       "Store:\n"
       "  Driver: boltdb\n"
-      "  Host: ignored.example\n"
+      "  MaxOpenConns: 10\n"
       "JsonRpcPort: 36791\n"
       "LogLevel: warn\n");
   ASSERT_TRUE(Apply(path).ok()) << Apply(path);
@@ -75,7 +75,7 @@ TEST_F(ConfigSourcesTest, FileSetsDtmKeysAndDtmdKeys) {
   EXPECT_TRUE(c.accept_data_loss);
   EXPECT_EQ(c.log_level, "warn");
   EXPECT_THAT(applied_.ignored,
-              ::testing::UnorderedElementsAre("Store.Host", "JsonRpcPort"));
+              ::testing::UnorderedElementsAre("Store.MaxOpenConns", "JsonRpcPort"));
 }
 
 TEST_F(ConfigSourcesTest, EnvironmentOverridesFile) {
@@ -172,6 +172,22 @@ TEST_F(ConfigSourcesTest, PostgresStoreFromFileAndEnvironment) {
   EXPECT_EQ(c.postgres_dsn, "postgresql://dtmd@db/dtmd");
   EXPECT_EQ(c.replica_id, "dtmd-0");
   EXPECT_EQ(c.lease_timeout_s, 20);
+}
+
+// A DTM configuration for PostgreSQL works as it is.
+TEST_F(ConfigSourcesTest, PostgresDsnFromDtmStoreSettings) {
+  ASSERT_TRUE(Apply(WriteFile("Store:\n"
+                              "  Driver: postgres\n"
+                              "  Host: db.example\n"
+                              "  Port: 5433\n"
+                              "  User: dtm\n"
+                              "  Db: dtm\n"
+                              "  Schema: dtm\n"),
+                    {{"STORE_PASSWORD", "it's"}})
+                  .ok());
+  EXPECT_EQ(Current().postgres_dsn,
+            "host='db.example' port=5433 user='dtm' password='it\\'s' "
+            "dbname='dtm' options='-c search_path=\"dtm\"'");
 }
 
 TEST_F(ConfigSourcesTest, PostgresStoreNeedsADsnAndNamesItsReplica) {
