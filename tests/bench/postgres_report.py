@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Prints the table of `make bench-postgres` from postgres_bench.sh's results.
+
+Usage: postgres_report.py RESULT_DIR SETUP_LINE
+"""
+import sys
+
+from report import fmt, load
+
+CONFIGURATIONS = (
+    ("rocksdb", "dtmd, RocksDB (embedded)"),
+    ("postgres-1", "dtmd x1, PostgreSQL"),
+    ("postgres-3", "dtmd x3, PostgreSQL (round-robin)"),
+    ("dtm-postgres", "DTM, PostgreSQL"),
+)
+
+
+def main():
+    directory, setup = sys.argv[1], sys.argv[2]
+    base = (load(directory, "rocksdb.json") or {}).get("tps")
+    header = ("configuration", "tx/s", "p50 ms", "p99 ms", "errors",
+              "CPU s/1000", "vs RocksDB")
+    rows = []
+    for name, label in CONFIGURATIONS:
+        r = load(directory, f"{name}.json")
+        if not r:
+            rows.append((label, "not run", "", "", "", "", ""))
+            continue
+        errors = sum(r.get("errors", {}).values())
+        rows.append((label, fmt(r["tps"], 0), fmt(r["p50_ms"], 2),
+                     fmt(r["p99_ms"], 2), fmt(errors),
+                     fmt(r["cpu_s_per_1k"], 3),
+                     fmt(r["tps"] / base, 2) if base else "-"))
+    width = max(len(r[0]) for r in rows + [header]) + 2
+    line = f"{{:<{width}}}" + "{:>10}" * (len(header) - 1)
+    print(line.format(*header))
+    for row in rows:
+        print(line.format(*row))
+    print(f"saga shape (2 steps, WaitResult); {setup}. CPU: the coordinator "
+          "processes only (added up over replicas), not PostgreSQL's.")
+
+
+if __name__ == "__main__":
+    main()
