@@ -14,7 +14,8 @@
 #
 # Usage: tests/bench/postgres_bench.sh BUILD_DIR
 # Environment: DURATION (measured s per configuration, 25), WARMUP (s, 5),
-#   CONCURRENCY (64), PG_PORT (36950),
+#   CONCURRENCY (64), PG_PORT (36950), CONFIGS (the configurations to run,
+#   default "rocksdb postgres-1 postgres-3 dtm-postgres"),
 #   DTM (DTM's server binary, built from its sources with `go build`; its
 #   schema is read from sqls/dtmsvr.storage.postgres.sql beside it, or from
 #   DTM_SQL), or DTM_SRC (a checkout of DTM's sources: built here).
@@ -27,6 +28,7 @@ duration=${DURATION:-25}
 warmup=${WARMUP:-5}
 concurrency=${CONCURRENCY:-64}
 pg_port=${PG_PORT:-36950}
+configs=" ${CONFIGS:-rocksdb postgres-1 postgres-3 dtm-postgres} "
 BENCH_KEEP_RESULTS=1
 # shellcheck source=tests/bench/lib.sh
 source "$here/lib.sh"
@@ -74,28 +76,38 @@ run_bench() {  # run_bench NAME TARGETS PIDS
     --target_pid="$3" > "$out/$1.json"
 }
 
-bench_start_dtmd rocksdb
-run_bench rocksdb "$dtmd_addr" "$dtmd_pid"
-bench_stop "$dtmd_pid"
+wanted() { [[ "$configs" == *" $1 "* ]]; }
 
-one=$(database dtmd_one)
-bench_start_dtmd pg1 --store_driver=postgres --postgres_dsn="$one" --replica_id=pg1
-run_bench postgres-1 "$dtmd_addr" "$dtmd_pid"
-bench_stop "$dtmd_pid"
+if wanted rocksdb; then
+  bench_start_dtmd rocksdb
+  run_bench rocksdb "$dtmd_addr" "$dtmd_pid"
+  bench_stop "$dtmd_pid"
+fi
 
-three=$(database dtmd_three)
-addrs=()
-pids=()
-for r in a b c; do
-  bench_start_dtmd "pg3$r" --store_driver=postgres --postgres_dsn="$three" \
-    --replica_id="pg3$r"
-  addrs+=("$dtmd_addr")
-  pids+=("$dtmd_pid")
-done
-run_bench postgres-3 "$(IFS=,; echo "${addrs[*]}")" "$(IFS=,; echo "${pids[*]}")"
-for pid in "${pids[@]}"; do bench_stop "$pid"; done
+if wanted postgres-1; then
+  one=$(database dtmd_one)
+  bench_start_dtmd pg1 --store_driver=postgres --postgres_dsn="$one" --replica_id=pg1
+  run_bench postgres-1 "$dtmd_addr" "$dtmd_pid"
+  bench_stop "$dtmd_pid"
+fi
 
-if [ -n "$dtm" ]; then
+if wanted postgres-3; then
+  three=$(database dtmd_three)
+  addrs=()
+  pids=()
+  for r in a b c; do
+    bench_start_dtmd "pg3$r" --store_driver=postgres --postgres_dsn="$three" \
+      --replica_id="pg3$r"
+    addrs+=("$dtmd_addr")
+    pids+=("$dtmd_pid")
+  done
+  run_bench postgres-3 "$(IFS=,; echo "${addrs[*]}")" "$(IFS=,; echo "${pids[*]}")"
+  for pid in "${pids[@]}"; do bench_stop "$pid"; done
+fi
+
+if ! wanted dtm-postgres; then
+  :
+elif [ -n "$dtm" ]; then
   database dtm >/dev/null
   psql "postgresql://postgres@127.0.0.1:$pg_port/dtm" -q -v ON_ERROR_STOP=1 \
     -f "$dtm_sql" >/dev/null 2>&1

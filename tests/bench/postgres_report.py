@@ -32,7 +32,7 @@ def main():
                      fmt(r["cpu_s_per_1k"], 3),
                      fmt(r["tps"] / base, 2) if base else "-"))
     width = max(len(r[0]) for r in rows + [header]) + 2
-    line = f"{{:<{width}}}" + "{:>10}" * (len(header) - 1)
+    line = f"{{:<{width}}}" + "{:>12}" * (len(header) - 1)
     print(line.format(*header))
     for row in rows:
         print(line.format(*row))
