@@ -69,6 +69,38 @@ database() {  # database NAME: a fresh database; prints its DSN.
   echo "postgresql://postgres@127.0.0.1:$pg_port/$1"
 }
 
+# What PostgreSQL did for a configuration between pg_mark and pg_report:
+# commits in its database, WAL flushes and bytes and CPU (server-wide; the
+# configurations run one at a time), and the transactions stored in TABLE.
+pg_counters() {  # pg_counters DB: "commits wal_syncs wal_bytes"
+  psql "postgresql://postgres@127.0.0.1:$pg_port/$1" -Atc "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), wal_sync, wal_bytes FROM pg_stat_wal" | tr '|' ' '
+}
+# CPU seconds of the server: its processes and the backends that exited.
+pg_cpu() {
+  local postmaster ticks
+  postmaster=$(head -1 "$pg_dir/data/postmaster.pid")
+  ticks=$(getconf CLK_TCK)
+  { cut -d' ' -f16,17 "/proc/$postmaster/stat"
+    for child in $(pgrep -P "$postmaster") "$postmaster"; do
+      cut -d' ' -f14,15 "/proc/$child/stat" 2>/dev/null || true
+    done
+  } | awk -v hz="$ticks" '{ t += $1 + $2 } END { printf "%.2f", t / hz }'
+}
+pg_mark() {
+  read -r mark_commits mark_syncs mark_bytes <<< "$(pg_counters "$1")"
+  mark_cpu=$(pg_cpu)
+}
+pg_report() {  # pg_report NAME DB TABLE, after the coordinators stopped
+  sleep 1  # backends report their counters when they exit
+  local commits syncs bytes rows
+  read -r commits syncs bytes <<< "$(pg_counters "$2")"
+  rows=$(psql "postgresql://postgres@127.0.0.1:$pg_port/$2" -Atc "SELECT count(*) FROM $3")
+  printf '{"transactions": %s, "commits": %s, "wal_syncs": %s, "wal_bytes": %s, "cpu_seconds": %s}\n' \
+    "$rows" $((commits - mark_commits)) $((syncs - mark_syncs)) \
+    "$(echo "$bytes - $mark_bytes" | bc)" "$(echo "$(pg_cpu) - $mark_cpu" | bc)" \
+    > "$out/$1-pg.json"
+}
+
 run_bench() {  # run_bench NAME TARGETS PIDS
   echo "== saga: $1"
   "$bench" --json --shape=saga --concurrency="$concurrency" \
@@ -87,8 +119,10 @@ fi
 if wanted postgres-1; then
   one=$(database dtmd_one)
   bench_start_dtmd pg1 --store_driver=postgres --postgres_dsn="$one" --replica_id=pg1
+  pg_mark dtmd_one
   run_bench postgres-1 "$dtmd_addr" "$dtmd_pid"
   bench_stop "$dtmd_pid"
+  pg_report postgres-1 dtmd_one dtmd_trans
 fi
 
 if wanted postgres-3; then
@@ -101,8 +135,10 @@ if wanted postgres-3; then
     addrs+=("$dtmd_addr")
     pids+=("$dtmd_pid")
   done
+  pg_mark dtmd_three
   run_bench postgres-3 "$(IFS=,; echo "${addrs[*]}")" "$(IFS=,; echo "${pids[*]}")"
   for pid in "${pids[@]}"; do bench_stop "$pid"; done
+  pg_report postgres-3 dtmd_three dtmd_trans
 fi
 
 if ! wanted dtm-postgres; then
@@ -114,8 +150,10 @@ elif [ -n "$dtm" ]; then
   # DTM builds a keyword DSN from these (trust auth ignores the password,
   # but an empty one would swallow the next keyword).
   bench_start_dtm dtm-postgres 36960 "$(printf '  Driver: postgres\n  Host: 127.0.0.1\n  Port: %s\n  User: postgres\n  Password: unused\n  Db: dtm\n  Schema: public' "$pg_port")"
+  pg_mark dtm
   run_bench dtm-postgres 127.0.0.1:36960 "$dtm_pid"
   bench_stop "$dtm_pid"
+  pg_report dtm-postgres dtm trans_global
 else
   echo "== DTM skipped: set DTM (binary) or DTM_SRC (sources)"
 fi
