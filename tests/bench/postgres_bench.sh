@@ -118,7 +118,7 @@ fi
 
 if wanted postgres-1; then
   one=$(database dtmd_one)
-  bench_start_dtmd pg1 --store_driver=postgres --postgres_dsn="$one" --replica_id=pg1
+  bench_start_dtmd pg1 --store=postgres --postgres_dsn="$one" --replica_id=pg1
   pg_mark dtmd_one
   run_bench postgres-1 "$dtmd_addr" "$dtmd_pid"
   bench_stop "$dtmd_pid"
@@ -130,7 +130,7 @@ if wanted postgres-3; then
   addrs=()
   pids=()
   for r in a b c; do
-    bench_start_dtmd "pg3$r" --store_driver=postgres --postgres_dsn="$three" \
+    bench_start_dtmd "pg3$r" --store=postgres --postgres_dsn="$three" \
       --replica_id="pg3$r"
     addrs+=("$dtmd_addr")
     pids+=("$dtmd_pid")
