@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -466,6 +467,75 @@ TEST_F(PostgresStoreTest, CallbacksRunInIssueOrder) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
 }
 
+TEST_F(PostgresStoreTest, FullQueueAnswersResourceExhaustedInOrder) {
+  store_.reset();
+  PostgresStoreOptions options;
+  options.dsn = dsn_;
+  options.replica_id = "r1";
+  options.max_queued_writes = 2;
+  absl::StatusOr<std::unique_ptr<PostgresStore>> opened =
+      PostgresStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = *std::move(opened);
+  // A write refused at once (no lease) whose callback holds the writer.
+  absl::Notification paused, release;
+  store_->AppendBranches("pause", kStatusPrepared, {}, Durability::kNoSync,
+                         [&](absl::Status) {
+                           paused.Notify();
+                           release.WaitForNotification();
+                         });
+  paused.WaitForNotification();
+  std::vector<absl::Status> results(3);
+  std::vector<int> order;
+  absl::Mutex mu;
+  for (int i = 0; i < 3; ++i) {
+    store_->CreateTransaction(Submitted(absl::StrCat("q", i)), {},
+                              Durability::kNoSync,
+                              [&, i](absl::StatusOr<CreateResult> r) {
+                                absl::MutexLock lock(&mu);
+                                results[i] = r.status();
+                                order.push_back(i);
+                              });
+  }
+  release.Notify();
+  store_->Flush();
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_TRUE(results[1].ok()) << results[1];
+  EXPECT_TRUE(absl::IsResourceExhausted(results[2])) << results[2];
+  EXPECT_THAT(order, ElementsAre(0, 1, 2));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetTransaction("q2").status()));
+}
+
+TEST_F(PostgresStoreTest, AFailingStatementFailsAloneInItsBatch) {
+  // Invalid UTF-8 makes PostgreSQL refuse the statement; the batch it was
+  // in is redone one write at a time.
+  absl::Notification paused, release;
+  store_->AppendBranches("pause", kStatusPrepared, {}, Durability::kNoSync,
+                         [&](absl::Status) {
+                           paused.Notify();
+                           release.WaitForNotification();
+                         });
+  paused.WaitForNotification();
+  CreateWaiter good1, bad, good2;
+  TransRecord invalid = Submitted("bad");
+  invalid.set_trans_type("\xff\xfe");
+  store_->CreateTransaction(Submitted("good1"), {}, Durability::kNoSync,
+                            good1.Callback());
+  store_->CreateTransaction(invalid, {}, Durability::kNoSync, bad.Callback());
+  store_->CreateTransaction(Submitted("good2"), {}, Durability::kNoSync,
+                            good2.Callback());
+  release.Notify();
+  EXPECT_TRUE(good1.Wait().ok());
+  absl::StatusOr<CreateResult> refused = bad.Wait();
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_TRUE(good2.Wait().ok());
+  EXPECT_TRUE(store_->GetTransaction("good2").ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->GetTransaction("bad").status()));
+  EXPECT_TRUE(absl::IsAborted(store_->CheckLease("bad")))
+      << "the failed create's lease is dropped";
+  EXPECT_TRUE(store_->WriteHealth().ok());
+}
+
 // Leases between two replicas.
 
 TEST_F(PostgresStoreTest, AcquireConflictAndFencing) {
@@ -495,9 +565,8 @@ TEST_F(PostgresStoreTest, AcquireConflictAndFencing) {
 }
 
 TEST_F(PostgresStoreTest, ExpiredLeaseIsTakenOverAndTheLoserIsFenced) {
-  // r1's lease is short and it is not renewed: r1 "hangs" (its renewal
-  // thread is starved by a long lease period is not possible to pause, so
-  // the lease is stolen by making it expire in the database).
+  // As if r1 had stalled past its lease: the lease ends in the database
+  // while r1 still holds it in memory, and r2 takes it over.
   ASSERT_TRUE(Create(Submitted("g"), {Branch("01", "action")}).ok());
   std::unique_ptr<PostgresStore> other = OpenStore("r2");
   ASSERT_TRUE(PgTestServer::Exec(dsn_,
@@ -626,6 +695,18 @@ TEST_F(PostgresStoreTest, ZZOutageFailsWritesAndRecovers) {
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_TRUE(after->created);
   EXPECT_TRUE(store_->GetTransaction("before").ok());
+  EXPECT_TRUE(store_->GetTransaction("after").ok());
+
+  // Open waits for a server that is not up yet.
+  store_.reset();
+  ASSERT_TRUE(server->Stop().ok());
+  std::thread restart([] {
+    absl::SleepFor(absl::Milliseconds(1500));
+    ASSERT_TRUE(server->Restart().ok());
+  });
+  store_ = OpenStore("r1");
+  restart.join();
+  ASSERT_NE(store_, nullptr);
   EXPECT_TRUE(store_->GetTransaction("after").ok());
 }
 
