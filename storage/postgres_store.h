@@ -135,9 +135,8 @@ class PostgresStore : public Store {
   };
   Stats GetStats() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit PostgresStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -125,7 +125,9 @@ class PostgresStore::Impl {
 
   // Renewal.
   void RenewLoop();
-  void RenewOnce();
+  // OK, or why the renewal failed (ABORTED: it gave up waiting for a row
+  // lock, and is retried soon; nothing is dropped then).
+  absl::Status RenewOnce();
 
   // Read pool.
   absl::StatusOr<pg::Conn> TakeReadConn(bool* fresh);
@@ -160,6 +162,10 @@ class PostgresStore::Impl {
 
   std::thread writer_;
   std::thread renewer_;
+  // The renewal thread's own connection, with a short lock_timeout: it gives
+  // way to a write batch that holds a row it renews (instead of both
+  // waiting for the deadlock detector).
+  pg::Conn renew_conn_;
 };
 
 template <typename Fn>

@@ -666,6 +666,24 @@ TEST_F(PostgresStoreTest, SchemaMigrationIsIdempotentAndRefusesNewer) {
               HasSubstr(absl::StrCat(PostgresStore::SchemaVersion())));
 }
 
+TEST_F(PostgresStoreTest, OpensWithAKeywordValueDsn) {
+  ASSERT_TRUE(Create(Submitted("g")).ok());
+  // postgresql://postgres@127.0.0.1:PORT/t_N as keyword=value pairs.
+  const std::string rest = dsn_.substr(dsn_.find('@') + 1);
+  const std::string host_port = rest.substr(0, rest.find('/'));
+  PostgresStoreOptions options;
+  options.dsn =
+      absl::StrCat("host=", host_port.substr(0, host_port.find(':')),
+                   " port=", host_port.substr(host_port.find(':') + 1),
+                   " user=postgres dbname=", rest.substr(rest.find('/') + 1),
+                   " connect_timeout=3");
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->GetTransaction("g").ok());
+  EXPECT_FALSE((*store)->replica_id().empty()) << "generated";
+}
+
 TEST_F(PostgresStoreTest, UnreachableDatabaseFailsOpen) {
   PostgresStoreOptions options;
   options.dsn = "postgresql://postgres@127.0.0.1:1/none";
