@@ -59,7 +59,6 @@ class PostgresStore::Impl {
     // Answered so, in order, without running (queue full, lease not held,
     // bad argument).
     absl::Status rejected;
-    const char* sql = nullptr;
     pg::Params params;
     std::string gid;
     std::string expected_status;
@@ -72,6 +71,12 @@ class PostgresStore::Impl {
     StatusCallback status_done;
     DeleteCallback delete_done;
   };
+
+  // Each kind's statement, prepared on the writer's connection under
+  // StatementName(kind).
+  static const char* WriteSql(Op::Kind kind);
+  static std::string StatementName(Op::Kind kind);
+  static absl::Status PrepareWrites(PGconn* conn);
 
   // Start-up: connects the writer, migrates, starts the threads.
   absl::Status Start();

@@ -425,7 +425,7 @@ TEST_F(PostgresStoreTest, GroupCommitFromManyThreads) {
   CountingObserver observer;
   store_.reset();
   store_ = OpenStore("r1", 10000, &observer);
-  constexpr int kThreads = 4, kPerThread = 200;
+  constexpr int kThreads = 4, kPerThread = 500;
   std::atomic<int> failed{0}, done{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {

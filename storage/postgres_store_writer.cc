@@ -65,6 +65,7 @@ absl::Status PostgresStore::Impl::Start() {
     absl::SleepFor(absl::Milliseconds(500));
   }
   if (absl::Status s = MigrateSchema(writer_conn_.get()); !s.ok()) return s;
+  if (absl::Status s = PrepareWrites(writer_conn_.get()); !s.ok()) return s;
   LOG(INFO) << "PostgresStore: connected, schema version "
             << PostgresStore::SchemaVersion() << ", replica "
             << options_.replica_id;
@@ -137,6 +138,9 @@ bool PostgresStore::Impl::TryReconnect() {
   const SteadyTime now = std::chrono::steady_clock::now();
   if (now < next_reconnect_) return false;
   absl::StatusOr<pg::Conn> conn = pg::Connect(options_.dsn, kReconnectTimeoutS);
+  if (conn.ok()) {
+    if (absl::Status s = PrepareWrites(conn->get()); !s.ok()) conn = s;
+  }
   if (!conn.ok()) {
     backoff_ = std::min(backoff_ * 2, kMaxBackoff);
     next_reconnect_ = std::chrono::steady_clock::now() + backoff_;
@@ -210,10 +214,13 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
   auto send = [&](const char* sql, const pg::Params* params, int index) {
     static const pg::Params kNone;
     if (params == nullptr) params = &kNone;
-    if (PQsendQueryParams(conn, sql, params->size(), nullptr, params->values(),
-                          params->lengths(), params->formats(), 0) != 1) {
-      return false;
-    }
+    const int queued =
+        index < 0
+            ? PQsendQueryParams(conn, sql, 0, nullptr, nullptr, nullptr,
+                                nullptr, 0)
+            : PQsendQueryPrepared(conn, sql, params->size(), params->values(),
+                                  params->lengths(), params->formats(), 0);
+    if (queued != 1) return false;
     sent.push_back(index);
     return true;
   };
@@ -222,7 +229,8 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
     ok = send("SET LOCAL synchronous_commit = off", nullptr, -1);
   }
   for (size_t i = 0; ok && i < ops.size(); ++i) {
-    ok = send(ops[i]->sql, &ops[i]->params, static_cast<int>(i));
+    ok = send(StatementName(ops[i]->kind).c_str(), &ops[i]->params,
+              static_cast<int>(i));
   }
   if (ok) ok = send("COMMIT", nullptr, -1);
   if (!ok || PQpipelineSync(conn) != 1) {
