@@ -126,6 +126,8 @@ class PostgresStore::Impl {
                            bool* connection_lost);
   void Answer(Op& op, absl::Status status, const PGresult* result);
   void Disconnected(const absl::Status& why);
+  // At close: gives every held lease up (one statement).
+  void ReleaseAll();
   bool TryReconnect();
 
   // Renewal.

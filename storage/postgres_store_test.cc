@@ -75,8 +75,10 @@ class PostgresStoreTest : public ::testing::Test {
 
   std::unique_ptr<PostgresStore> OpenStore(const std::string& replica,
                                            int64_t lease_ms = 10000,
-                                           WriteObserver* observer = nullptr) {
+                                           WriteObserver* observer = nullptr,
+                                           bool release_on_close = true) {
     PostgresStoreOptions options;
+    options.release_leases_on_close = release_on_close;
     options.dsn = dsn_;
     options.replica_id = replica;
     options.lease_ms = lease_ms;
@@ -593,21 +595,32 @@ TEST_F(PostgresStoreTest, ExpiredLeaseIsTakenOverAndTheLoserIsFenced) {
 }
 
 TEST_F(PostgresStoreTest, LeaseExpiresWithoutRenewalAndIsRenewedWhileHeld) {
-  std::unique_ptr<PostgresStore> a = OpenStore("ra", 600);
+  // a closes as if it died: its leases stay until they end.
+  std::unique_ptr<PostgresStore> a = OpenStore("ra", 600, nullptr, false);
   std::unique_ptr<PostgresStore> b = OpenStore("rb", 600);
   ASSERT_TRUE(Create(a.get(), Submitted("g")).ok());
   // Renewed: still held well past lease_ms.
   absl::SleepFor(absl::Milliseconds(1500));
   EXPECT_TRUE(a->CheckLease("g").ok());
   EXPECT_TRUE(absl::IsAborted(b->AcquireLease("g")));
-  // a goes away without releasing: b takes over once the lease ends.
   a.reset();
+  EXPECT_TRUE(absl::IsAborted(b->AcquireLease("g"))) << "not ended yet";
   bool taken = false;
   for (int i = 0; i < 40 && !taken; ++i) {
     taken = b->AcquireLease("g").ok();
     if (!taken) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(taken);
+}
+
+TEST_F(PostgresStoreTest, ACleanCloseGivesTheLeasesUp) {
+  std::unique_ptr<PostgresStore> b = OpenStore("rb");
+  ASSERT_TRUE(Create(Submitted("g1")).ok());
+  ASSERT_TRUE(Create(Submitted("g2")).ok());
+  EXPECT_TRUE(absl::IsAborted(b->AcquireLease("g1")));
+  store_.reset();
+  EXPECT_TRUE(b->AcquireLease("g1").ok());
+  EXPECT_TRUE(b->AcquireLease("g2").ok());
 }
 
 TEST_F(PostgresStoreTest, ConcurrentClaimsAreDisjoint) {

@@ -37,9 +37,38 @@ PostgresStore::Impl::~Impl() {
   }
   if (writer_.joinable()) writer_.join();
   if (renewer_.joinable()) renewer_.join();
+  if (options_.release_leases_on_close) ReleaseAll();
   writer_conn_.reset();
   absl::MutexLock lock(&pool_mu_);
   idle_.clear();
+}
+
+void PostgresStore::Impl::ReleaseAll() {
+  std::vector<std::string> gids;
+  std::vector<int64_t> epochs;
+  {
+    absl::MutexLock lock(&lease_mu_);
+    for (const auto& [gid, lease] : leases_) {
+      gids.push_back(gid);
+      epochs.push_back(lease.epoch);
+    }
+    leases_.clear();
+  }
+  if (gids.empty() || !pg::CheckAlive(writer_conn_.get())) return;
+  pg::Params params;
+  params.Text(pg::TextArray(gids))
+      .Text(pg::IntArray(epochs))
+      .Text(options_.replica_id);
+  absl::StatusOr<pg::Result> released = pg::Exec(
+      writer_conn_.get(),
+      "UPDATE dtmd_trans t SET owner = NULL, lease_until_ms = 0 "
+      "FROM unnest($1::text[], $2::bigint[]) AS v(gid, epoch) "
+      "WHERE t.gid = v.gid AND t.owner = $3::text AND t.epoch = v.epoch",
+      params, "PostgresStore: release leases");
+  if (!released.ok()) {
+    LOG(WARNING) << "PostgresStore: " << released.status().message()
+                 << " (the leases expire by themselves)";
+  }
 }
 
 absl::Status PostgresStore::Impl::Start() {
