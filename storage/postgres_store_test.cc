@@ -679,6 +679,23 @@ TEST_F(PostgresStoreTest, SchemaMigrationIsIdempotentAndRefusesNewer) {
               HasSubstr(absl::StrCat(PostgresStore::SchemaVersion())));
 }
 
+TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
+  absl::StatusOr<std::string> fresh = server->CreateDatabase();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  std::vector<absl::Status> opened(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      PostgresStoreOptions options;
+      options.dsn = *fresh;
+      options.replica_id = absl::StrCat("r", i);
+      opened[i] = PostgresStore::Open(options).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : opened) EXPECT_TRUE(s.ok()) << s;
+}
+
 TEST_F(PostgresStoreTest, OpensWithAKeywordValueDsn) {
   ASSERT_TRUE(Create(Submitted("g")).ok());
   // postgresql://postgres@127.0.0.1:PORT/t_N as keyword=value pairs.
@@ -709,11 +726,39 @@ TEST_F(PostgresStoreTest, UnreachableDatabaseFailsOpen) {
 // Outage: last, since it stops the shared server (and starts it again).
 TEST_F(PostgresStoreTest, ZZOutageFailsWritesAndRecovers) {
   ASSERT_TRUE(Create(Submitted("before")).ok());
+  // Writes keep coming while the server stops: each is answered (OK or
+  // UNAVAILABLE, never another code), none hangs.
+  std::atomic<bool> stop{false};
+  std::atomic<int> issued{0}, answered{0}, other_codes{0};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      ++issued;
+      store_->CreateTransaction(
+          Submitted(absl::StrCat("w", i)), {Branch("01", "action")},
+          Durability::kSync, [&](absl::StatusOr<CreateResult> r) {
+            if (!r.ok() && !absl::IsUnavailable(r.status())) ++other_codes;
+            ++answered;
+          });
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(100));
   ASSERT_TRUE(server->Stop().ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  stop = true;
+  writer.join();
+  store_->Flush();
+  EXPECT_EQ(answered.load(), issued.load());
+  EXPECT_EQ(other_codes.load(), 0);
+
   absl::StatusOr<CreateResult> during = Create(Submitted("during"));
   EXPECT_TRUE(absl::IsUnavailable(during.status())) << during.status();
   EXPECT_TRUE(absl::IsUnavailable(store_->WriteHealth()));
   EXPECT_TRUE(absl::IsUnavailable(store_->GetTransaction("before").status()));
+  EXPECT_TRUE(absl::IsUnavailable(store_->ScanDue(1 << 30, 10).status()));
+  EXPECT_TRUE(absl::IsUnavailable(store_->AcquireLease("unheld")));
+  EXPECT_TRUE(store_->AcquireLease("before").ok()) << "held: no I/O";
+  EXPECT_TRUE(store_->CheckLease("before").ok());
   EXPECT_TRUE(absl::IsUnavailable(Create(Submitted("again")).status()));
   ASSERT_TRUE(server->Restart().ok());
   bool healthy = false;
