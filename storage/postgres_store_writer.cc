@@ -240,11 +240,11 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
   if (PQenterPipelineMode(conn) != 1) return lost("PostgresStore: pipeline");
   // What was sent: -1 for the transaction's own statements, else the op.
   std::vector<int> sent;
+  // `sql` is the statement itself (index -1) or the name of the op's
+  // prepared statement.
   auto send = [&](const char* sql, const pg::Params* params, int index) {
-    static const pg::Params kNone;
-    if (params == nullptr) params = &kNone;
     const int queued =
-        index < 0
+        params == nullptr
             ? PQsendQueryParams(conn, sql, 0, nullptr, nullptr, nullptr,
                                 nullptr, 0)
             : PQsendQueryPrepared(conn, sql, params->size(), params->values(),
