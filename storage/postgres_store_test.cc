@@ -613,6 +613,26 @@ TEST_F(PostgresStoreTest, LeaseExpiresWithoutRenewalAndIsRenewedWhileHeld) {
   EXPECT_TRUE(taken);
 }
 
+TEST_F(PostgresStoreTest, GidsWithArraySyntaxAreRenewedAndDeleted) {
+  const std::string odd = "a\"b\\c,{d} e";
+  std::unique_ptr<PostgresStore> a = OpenStore("ra", 400);
+  ASSERT_TRUE(Create(a.get(), Submitted(odd)).ok());
+  absl::SleepFor(absl::Milliseconds(1000));
+  EXPECT_TRUE(a->CheckLease(odd).ok()) << "renewed";
+  TransRecord done = Submitted(odd);
+  done.set_status(kStatusSucceed);
+  done.set_finish_time_ms(77);
+  ASSERT_TRUE(Update(a.get(), done, kStatusSubmitted).ok());
+  std::vector<FinishedTrans> finished = *a->ScanFinished(100, std::nullopt, 10);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].gid, odd);
+  Waiter<absl::StatusOr<int64_t>> deleted;
+  a->DeleteFinished(finished, deleted.Callback());
+  absl::StatusOr<int64_t> count = deleted.Wait();
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 1);
+}
+
 TEST_F(PostgresStoreTest, ACleanCloseGivesTheLeasesUp) {
   std::unique_ptr<PostgresStore> b = OpenStore("rb");
   ASSERT_TRUE(Create(Submitted("g1")).ok());

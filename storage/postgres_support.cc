@@ -129,7 +129,10 @@ absl::Status ErrorOf(PGconn* conn, const PGresult* result,
   if (absl::StartsWith(state, "40") || state == "55P03") {
     return absl::AbortedError(text);
   }
-  if (absl::StartsWith(state, "22")) return absl::InvalidArgumentError(text);
+  // Bad data; a value over a limit (an index entry too large).
+  if (absl::StartsWith(state, "22") || absl::StartsWith(state, "54")) {
+    return absl::InvalidArgumentError(text);
+  }
   return absl::UnknownError(text);
 }
 
