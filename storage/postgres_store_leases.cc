@@ -173,18 +173,25 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::Impl::ClaimDue(
 void PostgresStore::Impl::RenewLoop() {
   const absl::Duration period =
       absl::Milliseconds(std::max<int64_t>(options_.lease_ms / 4, 10));
+  absl::Duration wait = period;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]()
                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), period)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), wait)) break;
     }
-    RenewOnce();
+    absl::Status s = RenewOnce();
+    wait = absl::IsAborted(s) ? absl::Milliseconds(20) : period;
+    if (!s.ok() && !absl::IsAborted(s)) {
+      LOG_EVERY_N(WARNING, 20)
+          << "PostgresStore: lease renewal failed: " << s.message();
+    }
   }
+  renew_conn_.reset();
 }
 
-void PostgresStore::Impl::RenewOnce() {
+absl::Status PostgresStore::Impl::RenewOnce() {
   std::vector<std::string> gids;
   std::vector<int64_t> epochs;
   {
@@ -195,28 +202,34 @@ void PostgresStore::Impl::RenewOnce() {
       epochs.push_back(lease.epoch);
     }
   }
-  if (gids.empty()) return;
-  const SteadyTime sent = std::chrono::steady_clock::now();
-  absl::flat_hash_set<std::string> renewed;
-  absl::Status s = WithReadConn([&](PGconn* conn) -> absl::Status {
-    pg::Params params;
-    params.Text(pg::TextArray(gids))
-        .Text(pg::IntArray(epochs))
-        .Text(options_.replica_id)
-        .Int(options_.lease_ms);
-    absl::StatusOr<pg::Result> result =
-        pg::Exec(conn, kRenewSql, params, "PostgresStore: renew leases");
-    if (!result.ok()) return result.status();
-    renewed.clear();
-    for (int row = 0; row < PQntuples(result->get()); ++row) {
-      renewed.insert(pg::GetText(result->get(), row, 0));
+  if (gids.empty()) return absl::OkStatus();
+  if (renew_conn_ == nullptr || !pg::CheckAlive(renew_conn_.get())) {
+    renew_conn_.reset();
+    absl::StatusOr<pg::Conn> conn = pg::Connect(options_.dsn, 5);
+    if (!conn.ok()) return conn.status();
+    if (absl::Status s =
+            pg::ExecScript(conn->get(), "SET lock_timeout = '200ms'",
+                           "PostgresStore: lock_timeout");
+        !s.ok()) {
+      return s;
     }
-    return absl::OkStatus();
-  });
-  if (!s.ok()) {
-    LOG_EVERY_N(WARNING, 20) << "PostgresStore: lease renewal failed ("
-                             << gids.size() << " leases): " << s.message();
-    return;
+    renew_conn_ = *std::move(conn);
+  }
+  const SteadyTime sent = std::chrono::steady_clock::now();
+  pg::Params params;
+  params.Text(pg::TextArray(gids))
+      .Text(pg::IntArray(epochs))
+      .Text(options_.replica_id)
+      .Int(options_.lease_ms);
+  absl::StatusOr<pg::Result> result = pg::Exec(
+      renew_conn_.get(), kRenewSql, params, "PostgresStore: renew leases");
+  if (!result.ok()) {
+    if (!pg::Usable(renew_conn_.get())) renew_conn_.reset();
+    return result.status();
+  }
+  absl::flat_hash_set<std::string> renewed;
+  for (int row = 0; row < PQntuples(result->get()); ++row) {
+    renewed.insert(pg::GetText(result->get(), row, 0));
   }
   absl::MutexLock lock(&lease_mu_);
   for (size_t i = 0; i < gids.size(); ++i) {
@@ -232,6 +245,7 @@ void PostgresStore::Impl::RenewOnce() {
       leases_.erase(it);
     }
   }
+  return absl::OkStatus();
 }
 
 }  // namespace dtmd::storage
