@@ -39,12 +39,27 @@ FROM (SELECT gid FROM dtmd_trans
 WHERE t.gid = d.gid
 RETURNING t.gid, t.epoch, t.next_cron_time_ms)sql";
 
+// Renews the leases this replica holds without waiting for a row lock: a
+// row a write batch holds locked is skipped (SKIP LOCKED) and reported as
+// still held (a plain read does not wait), to be renewed a moment later.
+// Waiting instead could deadlock with the batch, which locks its rows in
+// the order of its writes.
 constexpr char kRenewSql[] = R"sql(
-UPDATE dtmd_trans t
-SET lease_until_ms = dtmd_now_ms() + $4::bigint
-FROM unnest($1::text[], $2::bigint[]) AS v(gid, epoch)
-WHERE t.gid = v.gid AND t.owner = $3::text AND t.epoch = v.epoch
-RETURNING t.gid)sql";
+WITH v AS (
+  SELECT * FROM unnest($1::text[], $2::bigint[]) AS v(gid, epoch)),
+locked AS (
+  SELECT t.gid FROM dtmd_trans t JOIN v ON t.gid = v.gid AND t.epoch = v.epoch
+  WHERE t.owner = $3::text
+  FOR UPDATE OF t SKIP LOCKED),
+renewed AS (
+  UPDATE dtmd_trans t SET lease_until_ms = dtmd_now_ms() + $4::bigint
+  FROM locked l WHERE t.gid = l.gid
+  RETURNING t.gid)
+SELECT v.gid, r.gid IS NOT NULL,
+       EXISTS (SELECT 1 FROM dtmd_trans t
+               WHERE t.gid = v.gid AND t.owner = $3::text
+                 AND t.epoch = v.epoch)
+FROM v LEFT JOIN renewed r ON r.gid = v.gid)sql";
 
 }  // namespace
 
@@ -228,8 +243,14 @@ absl::Status PostgresStore::Impl::RenewOnce() {
     return result.status();
   }
   absl::flat_hash_set<std::string> renewed;
+  absl::flat_hash_set<std::string> busy;  // locked by a write: held still.
   for (int row = 0; row < PQntuples(result->get()); ++row) {
-    renewed.insert(pg::GetText(result->get(), row, 0));
+    const std::string gid = pg::GetText(result->get(), row, 0);
+    if (pg::GetText(result->get(), row, 1) == "t") {
+      renewed.insert(gid);
+    } else if (pg::GetText(result->get(), row, 2) == "t") {
+      busy.insert(gid);
+    }
   }
   absl::MutexLock lock(&lease_mu_);
   for (size_t i = 0; i < gids.size(); ++i) {
@@ -240,10 +261,15 @@ absl::Status PostgresStore::Impl::RenewOnce() {
     }
     if (renewed.contains(gids[i])) {
       it->second.valid_until = LocalExpiry(sent);
-    } else {
+    } else if (!busy.contains(gids[i])) {
       LOG(WARNING) << "PostgresStore: lease of " << gids[i] << " lost";
       leases_.erase(it);
     }
+  }
+  if (!busy.empty()) {
+    // Renewed a moment later, once the write is over.
+    return absl::AbortedError(absl::StrCat(
+        busy.size(), " leases were locked by a write; renewing them again"));
   }
   return absl::OkStatus();
 }

@@ -362,6 +362,11 @@ void PostgresStore::Impl::RunBatch(std::vector<Op>& batch) {
         } else if (lost) {
           statuses[where[j]] = Unknown(s);
           Disconnected(s);
+        } else if (absl::IsAborted(s)) {
+          // A serialization failure or deadlock: transient. ABORTED means
+          // a lost lease to the engine (and a failed transaction to a
+          // client).
+          statuses[where[j]] = absl::UnavailableError(s.message());
         } else {
           statuses[where[j]] = s;
         }
@@ -419,7 +424,7 @@ absl::Status ConditionFailed(const PGresult* result, absl::string_view gid,
     return absl::FailedPreconditionError(absl::StrCat(
         "transaction ", gid, " is ", status, ", expected ", *expected_status));
   }
-  return absl::AbortedError(
+  return absl::UnavailableError(
       absl::StrCat("transaction ", gid, " changed concurrently; retry"));
 }
 
@@ -447,7 +452,7 @@ void PostgresStore::Impl::Answer(Op& op, absl::Status status,
         answer = std::move(created);
       } else if (pg::IsNull(result, 0, 1)) {
         // Created by another replica after this statement's snapshot.
-        answer = absl::AbortedError(absl::StrCat(
+        answer = absl::UnavailableError(absl::StrCat(
             "transaction ", op.gid, " was created concurrently; retry"));
       } else {
         CreateResult existing;
