@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -810,8 +811,9 @@ TEST_F(PgFailoverTest, StopPastTheLease) {
   LoadBooks books;
   FailoverLoad load(*replicas_, ledger_, &books, "stop");
   Sleep(absl::Seconds(2));
+  const int first = Uniform(0, kReplicas - 1);
   for (int i = 0; i < kReplicas; ++i) {
-    const int victim = (i + Uniform(0, kReplicas - 1)) % kReplicas;
+    const int victim = (first + i) % kReplicas;
     const pid_t pid = replicas_->process(victim).pid();
     ASSERT_GT(pid, 0);
     std::cout << "SIGSTOP " << ReplicaId(victim) << " at " << load.acked()
