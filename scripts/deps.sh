@@ -9,7 +9,7 @@ packages=(
   librocksdb-dev libgoogle-glog-dev libgflags-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev python3
   libjemalloc-dev libyaml-cpp-dev openssl libcurl4-openssl-dev
-  prometheus-cpp-dev libevent-dev
+  prometheus-cpp-dev libevent-dev libpq-dev postgresql
 )
 
 missing=()

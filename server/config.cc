@@ -1,5 +1,8 @@
 #include "server/config.h"
 
+#include <unistd.h>
+
+#include <random>
 #include <string>
 #include <utility>
 
@@ -28,6 +31,23 @@ ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the embedded RocksDB store.");
+ABSL_FLAG(std::string, store_driver, "rocksdb",
+          "Where transactions are kept: 'rocksdb' (embedded, in --data_dir; "
+          "DTM's 'boltdb' means the same) or 'postgres' (a PostgreSQL shared "
+          "by several dtmd replicas, --postgres_dsn).");
+ABSL_FLAG(std::string, postgres_dsn, "",
+          "libpq connection string or URI of the shared PostgreSQL "
+          "(--store_driver=postgres), e.g. "
+          "postgresql://dtmd:secret@db:5432/dtmd. The schema is created "
+          "and migrated at start.");
+ABSL_FLAG(std::string, replica_id, "",
+          "This replica's name in the shared store's leases "
+          "(--store_driver=postgres); unique among live replicas. Default: "
+          "<hostname>-<pid>-<random>.");
+ABSL_FLAG(int64_t, lease_timeout, 10,
+          "Seconds a replica's lease on a transaction lasts without renewal "
+          "(--store_driver=postgres): a dead replica's transactions are "
+          "taken over this long after its last renewal.");
 ABSL_FLAG(std::string, advertise_address, "",
           "This coordinator's address as sent to branches in dtm-dtm.");
 ABSL_FLAG(int64_t, timeout_to_fail, 35,
@@ -168,6 +188,19 @@ ABSL_FLAG(std::string, branch_tls_key_file, "",
 namespace dtmd {
 namespace {
 
+// <hostname>-<pid>-<random>: unique among live processes, new at each start
+// (a restarted replica's old leases expire rather than being adopted).
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  std::string name = "dtmd";
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') {
+    name = host;
+  }
+  std::random_device random;
+  return absl::StrCat(name, "-", getpid(), "-",
+                      absl::Hex(random() & 0xffffff, absl::kZeroPad6));
+}
+
 absl::Status Positive(const char* name, int64_t value) {
   if (value > 0) return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -238,6 +271,10 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.http_port_file = absl::GetFlag(FLAGS_http_port_file);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  c.store_driver = absl::GetFlag(FLAGS_store_driver);
+  c.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
+  c.replica_id = absl::GetFlag(FLAGS_replica_id);
+  c.lease_timeout_s = absl::GetFlag(FLAGS_lease_timeout);
   c.timeout_to_fail_s = absl::GetFlag(FLAGS_timeout_to_fail);
   c.retry_interval_s = absl::GetFlag(FLAGS_retry_interval);
   c.request_timeout_s = absl::GetFlag(FLAGS_request_timeout);
@@ -298,6 +335,23 @@ absl::StatusOr<Config> ConfigFromFlags() {
   }
   if (c.data_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir must not be empty");
+  }
+  if (c.store_driver == "boltdb") c.store_driver = "rocksdb";
+  if (c.store_driver != "rocksdb" && c.store_driver != "postgres") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--store_driver must be rocksdb (or boltdb) or postgres, got '",
+        c.store_driver, "'"));
+  }
+  if (c.store_driver == "postgres") {
+    if (c.postgres_dsn.empty()) {
+      return absl::InvalidArgumentError(
+          "--store_driver=postgres needs --postgres_dsn");
+    }
+    if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
+  }
+  if (c.lease_timeout_s < 1 || c.lease_timeout_s > 3600) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lease_timeout must be 1..3600 seconds, got ", c.lease_timeout_s));
   }
   for (absl::Status s :
        {Positive("timeout_to_fail", c.timeout_to_fail_s),

@@ -23,6 +23,14 @@ struct Config {
   int metrics_port = 8889;
   std::string data_dir = "./data";
   std::string advertise_address;  // sent to branches as dtm-dtm.
+  // Store: "rocksdb" (embedded, data_dir) or "postgres" (shared by
+  // replicas, storage/postgres_store.h).
+  std::string store_driver = "rocksdb";
+  std::string postgres_dsn;
+  // The shared store's lease owner name (set when store_driver is postgres;
+  // sent to branches as dtmd-replica) and the leases' duration.
+  std::string replica_id;
+  int64_t lease_timeout_s = 10;
 
   // Timing defaults (seconds), docs/protocol.md section 6.
   int64_t timeout_to_fail_s = 35;  // tcc, xa, msg; sagas have none.

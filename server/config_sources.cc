@@ -36,6 +36,7 @@ constexpr DtmName kDtmNames[] = {
     {"alert_webhook", "AlertWebHook", nullptr},
     {"alert_webhook_timeout", "AlertWebHookTimeout", nullptr},
     {"retention", "Store.DataExpire", nullptr},
+    {"store_driver", "Store.Driver", nullptr},
 };
 
 // DTM keys dtmd accepts and has no use for (DTM features of other stores,
@@ -160,6 +161,15 @@ class FileApplier {
       }
       const std::string key = prefix + key_node.Scalar();
       const std::string where = absl::StrCat(Where(path_, key_node), ": ", key);
+      if (key == "Store.Driver" && value.IsScalar() &&
+          value.Scalar() != "rocksdb" && value.Scalar() != "boltdb" &&
+          value.Scalar() != "postgres") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where,
+            ": dtmd keeps transactions in its embedded store ('rocksdb', or "
+            "DTM's 'boltdb') or in a shared PostgreSQL ('postgres'), got '",
+            value.Scalar(), "'"));
+      }
       if (auto it = by_key_.find(key); it != by_key_.end()) {
         if (!value.IsScalar()) {
           return absl::InvalidArgumentError(
@@ -171,17 +181,6 @@ class FileApplier {
         }
         applied_->source[it->second] = Where(path_, key_node);
         applied_->value[it->second] = value.Scalar();
-        continue;
-      }
-      if (key == "Store.Driver") {
-        if (!value.IsScalar() ||
-            (value.Scalar() != "boltdb" && value.Scalar() != "rocksdb")) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(where,
-                           ": dtmd keeps transactions in its embedded store; "
-                           "only 'rocksdb' (or DTM's 'boltdb', its embedded "
-                           "store) is accepted"));
-        }
         continue;
       }
       if (IgnoredDtmKeys().count(key)) {

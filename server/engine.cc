@@ -443,9 +443,21 @@ void Engine::PrepareWorkflow(NewTransaction txn, ProgressCallback done) {
 }
 
 bool Engine::Drive(const std::string& gid, DriveRequest request) {
+  const bool claimed = request.claimed;
+  // A claimed gid this process does not drive goes back to the others.
+  // Under mu_, so that it cannot drop the lease of a runner started
+  // meanwhile.
+  auto not_driven = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (claimed) store_->ReleaseLease(gid);
+    return false;
+  };
   if (stopping_) {
     if (request.waiter) request.waiter->Finish(Unavailable());
     if (request.command) request.command->done(Unavailable());
+    if (claimed) {
+      absl::MutexLock lock(&mu_);
+      return not_driven();
+    }
     return false;
   }
   std::shared_ptr<TransactionRunner> runner;
@@ -468,14 +480,14 @@ bool Engine::Drive(const std::string& gid, DriveRequest request) {
     }
     const size_t limit = static_cast<size_t>(config_.max_active_transactions);
     if (request.scheduled_wake) {
-      if (creating_.contains(gid)) return false;  // not durable yet.
+      if (creating_.contains(gid)) return not_driven();  // not durable yet.
       auto hold = held_.find(gid);
       if (hold != held_.end() && hold->second.until_ms > clock_->NowMs()) {
-        return false;
+        return not_driven();
       }
       if (active_.size() >= limit) {
         backlog_ = true;  // still in the due index.
-        return false;
+        return not_driven();
       }
     } else if (!request.command && active_.size() >= limit) {
       // A new transaction over the limit: it is due now in the store and
@@ -512,6 +524,8 @@ bool Engine::Retire(const std::string& gid, TransactionRunner* runner,
                     std::vector<std::shared_ptr<Waiter>>* waiters) {
   absl::MutexLock lock(&mu_);
   if (!runner->TryRetire(waiters)) return false;
+  // Under mu_: a runner started for gid after this acquires the lease anew.
+  store_->ReleaseLease(gid);
   auto it = active_.find(gid);
   if (it != active_.end() && it->second.get() == runner) active_.erase(it);
   if (write_failed) {
@@ -599,6 +613,7 @@ void Engine::PollDue(bool periodic) {
       for (const std::string& gid : *due) {
         DriveRequest request;
         request.scheduled_wake = true;
+        request.claimed = true;
         if (Drive(gid, std::move(request))) ++started;
       }
       if (!recovered_.exchange(true)) {

@@ -195,6 +195,9 @@ class Engine {
     // A timer or poller wake-up: skipped for a gid whose create is not yet
     // durable, held back after failed writes, or over the active limit.
     bool scheduled_wake = false;
+    // Found by ScanDue, which took its lease (storage/store.h, "Leases"):
+    // released unless a runner drives it.
+    bool claimed = false;
   };
   // Starts a runner for gid unless one is active, in which case the waiter
   // and command join it.

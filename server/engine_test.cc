@@ -244,5 +244,97 @@ TEST_F(EngineTest, RetentionSkipsAFinishedGidTheEngineStillHolds) {
   engine_.reset();  // Before `holding` goes.
 }
 
+// Leases (a store shared by replicas): a due transaction another replica
+// holds is left to it; once the lease is free this process drives it, and
+// retiring gives the lease back.
+TEST_F(EngineTest, ADueTransactionHeldElsewhereIsLeftToItsHolder) {
+  hooked_->HoldElsewhere("held", true);
+  NewTransaction due = Saga("held", storage::kStatusSubmitted);
+  due.trans.set_next_cron_time_ms(SystemClock::Get()->NowMs() - 1);
+  absl::Notification created;
+  store_->CreateTransaction(due.trans, due.branches, storage::Durability::kSync,
+                            [&](absl::StatusOr<storage::CreateResult> r) {
+                              EXPECT_TRUE(r.ok()) << r.status();
+                              created.Notify();
+                            });
+  created.WaitForNotification();
+  engine_->Start();
+  // Polls every second: two of them find it due and leave it.
+  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_EQ(invoker_.calls(), 0);
+  EXPECT_GE(hooked_->acquires(), 2);
+  EXPECT_GE(hooked_->releases("held"), 2) << "claims given back";
+  EXPECT_EQ(store_->GetTransaction("held")->status(),
+            storage::kStatusSubmitted);
+  hooked_->HoldElsewhere("held", false);
+  EXPECT_EQ(WaitForStatus("held", storage::kStatusSucceed),
+            storage::kStatusSucceed);
+  EXPECT_EQ(invoker_.calls(), 1);
+}
+
+// A client's command on a transaction another replica drives waits for the
+// lease, then applies.
+TEST_F(EngineTest, ACommandWaitsForTheLeaseOfAnotherReplica) {
+  engine_->Start();
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Prepare(Saga("cmd", storage::kStatusPrepared),
+                                 std::move(done));
+              }).ok());
+  hooked_->HoldElsewhere("cmd", true);
+  absl::Notification replied;
+  absl::Status reply;
+  engine_->Submit(Saga("cmd", storage::kStatusSubmitted),
+                  /*wait_result=*/true, [&](absl::Status s) {
+                    reply = s;
+                    replied.Notify();
+                  });
+  EXPECT_FALSE(replied.WaitForNotificationWithTimeout(absl::Milliseconds(400)))
+      << reply;
+  EXPECT_EQ(invoker_.calls(), 0);
+  hooked_->HoldElsewhere("cmd", false);
+  ASSERT_TRUE(replied.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(reply.ok()) << reply;
+  EXPECT_EQ(store_->GetTransaction("cmd")->status(), storage::kStatusSucceed);
+  EXPECT_GE(hooked_->releases("cmd"), 1);
+}
+
+// ...and gives up with UNAVAILABLE when the lease does not come free.
+TEST_F(EngineTest, ACommandGivesUpOnALeaseThatStaysTaken) {
+  config_.lease_timeout_s = 1;
+  config_.request_timeout_s = 1;
+  engine_ = std::make_unique<Engine>(config_, hooked_.get(), &invoker_,
+                                     SystemClock::Get());
+  engine_->Start();
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Prepare(Saga("stuck", storage::kStatusPrepared),
+                                 std::move(done));
+              }).ok());
+  hooked_->HoldElsewhere("stuck", true);
+  absl::Status reply = Call([&](ReplyCallback done) {
+    engine_->Submit(Saga("stuck", storage::kStatusSubmitted),
+                    /*wait_result=*/false, std::move(done));
+  });
+  EXPECT_EQ(reply.code(), absl::StatusCode::kUnavailable) << reply;
+  EXPECT_NE(reply.message().find("elsewhere"), absl::string_view::npos)
+      << reply;
+  EXPECT_EQ(store_->GetTransaction("stuck")->status(),
+            storage::kStatusPrepared);
+  EXPECT_EQ(invoker_.calls(), 0);
+}
+
+// A replica whose lease is lost calls no branch.
+TEST_F(EngineTest, ALostLeaseStopsBranchCalls) {
+  engine_->Start();
+  hooked_->LoseLease("lost");
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Submit(Saga("lost", storage::kStatusSubmitted),
+                                /*wait_result=*/false, std::move(done));
+              }).ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(invoker_.calls(), 0);
+  EXPECT_EQ(store_->GetTransaction("lost")->status(),
+            storage::kStatusSubmitted);
+}
+
 }  // namespace
 }  // namespace dtmd

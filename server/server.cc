@@ -246,11 +246,9 @@ void Server::ReloadTokens() {
 
 void Server::SampleMetrics() {
   metrics_->SetActiveTransactions(engine_->GetStats().active);
-  absl::StatusOr<std::vector<std::string>> due = store_->ScanDue(
+  absl::StatusOr<int64_t> due = store_->CountDue(
       SystemClock::Get()->NowMs(), static_cast<int>(Metrics::kMaxDueCounted));
-  if (due.ok()) {
-    metrics_->SetDueTransactions(static_cast<int64_t>(due->size()));
-  }
+  if (due.ok()) metrics_->SetDueTransactions(*due);
   if (retention_ != nullptr) {
     const int64_t deleted = retention_->deleted_total();
     metrics_->RetentionDeleted(deleted -

@@ -6,6 +6,7 @@
 #ifndef DTMD_SERVER_TEST_STORE_H_
 #define DTMD_SERVER_TEST_STORE_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <functional>
@@ -168,6 +169,49 @@ class HookedStore : public storage::Store {
   absl::StatusOr<std::vector<std::string>> ListTopics() override {
     return inner_->ListTopics();
   }
+  // Leases: every lease is this process's unless a test says a gid is held
+  // by another replica (AcquireLease: ABORTED) or lost (CheckLease:
+  // ABORTED). Releases are counted.
+  void HoldElsewhere(const std::string& gid, bool held) {
+    absl::MutexLock lock(&mu_);
+    if (held) {
+      elsewhere_.push_back(gid);
+    } else {
+      elsewhere_.erase(std::remove(elsewhere_.begin(), elsewhere_.end(), gid),
+                       elsewhere_.end());
+    }
+  }
+  void LoseLease(const std::string& gid) {
+    absl::MutexLock lock(&mu_);
+    lost_.push_back(gid);
+  }
+  int releases(const std::string& gid) {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(
+        std::count(released_.begin(), released_.end(), gid));
+  }
+  int acquires() const { return acquires_.load(); }
+  absl::Status AcquireLease(absl::string_view gid) override {
+    ++acquires_;
+    absl::MutexLock lock(&mu_);
+    if (std::find(elsewhere_.begin(), elsewhere_.end(), gid) !=
+        elsewhere_.end()) {
+      return absl::AbortedError("held by replica other");
+    }
+    return absl::OkStatus();
+  }
+  absl::Status CheckLease(absl::string_view gid) override {
+    absl::MutexLock lock(&mu_);
+    if (std::find(lost_.begin(), lost_.end(), gid) != lost_.end()) {
+      return absl::AbortedError("lease lost");
+    }
+    return absl::OkStatus();
+  }
+  void ReleaseLease(absl::string_view gid) override {
+    absl::MutexLock lock(&mu_);
+    released_.emplace_back(gid);
+  }
+
   void Flush() override { inner_->Flush(); }
   absl::Status WriteHealth() override { return inner_->WriteHealth(); }
 
@@ -190,6 +234,10 @@ class HookedStore : public storage::Store {
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_updates_only_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> held_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> acquires_{0};
+  std::vector<std::string> elsewhere_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> lost_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> released_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtmd::testing

@@ -78,9 +78,63 @@ bool TransactionRunner::TryRetire(
   return true;
 }
 
+bool TransactionRunner::HasClientWork() {
+  absl::MutexLock lock(&mu_);
+  return !waiters_.empty() || !commands_.empty();
+}
+
+bool TransactionRunner::TakeLease(Start start, int64_t now) {
+  const absl::Status lease = engine_->store()->AcquireLease(gid_);
+  if (lease.ok() || absl::IsNotFound(lease)) {
+    lease_deadline_ms_ = 0;
+    return true;  // NOT_FOUND: reading finds the gid missing.
+  }
+  if (absl::IsAborted(lease) && start == Start::kScheduledWake &&
+      !HasClientWork()) {
+    // Another replica drives the transaction: nothing to do here.
+    VLOG(1) << "gid " << gid_ << ": " << lease.message();
+    loaded_ = true;
+    round_over_ = true;
+    elsewhere_ = true;
+    ProcessCommands();  // retires, or waits for the lease for a command.
+    return false;
+  }
+  if (absl::IsAborted(lease) && !engine_->stopping()) {
+    // A client's command or waiter: the replica driving the transaction
+    // gives the lease up when its round ends (or loses it when it dies).
+    if (lease_deadline_ms_ == 0) {
+      lease_deadline_ms_ = now + (std::max(engine_->config().lease_timeout_s,
+                                           trans_wait_bound_s()) +
+                                  2) *
+                                     1000;
+    }
+    if (now < lease_deadline_ms_) {
+      engine_->PostAt(now + kLeaseRetryMs, [self = shared_from_this(), start] {
+        self->strand_->Post([self, start] { self->Load(std::nullopt, start); });
+      });
+      return false;
+    }
+  }
+  // Nothing is loaded or written: the runner only answers and retires.
+  loaded_ = true;
+  halted_ = true;
+  round_over_ = true;
+  halt_reason_ =
+      absl::IsAborted(lease)
+          ? absl::UnavailableError(absl::StrCat(
+                "transaction ", gid_, " is being driven elsewhere (",
+                lease.message(), "); retry later"))
+          : absl::UnavailableError(absl::StrCat("cannot take transaction ",
+                                                gid_, ": ", lease.message()));
+  VLOG(1) << "gid " << gid_ << ": " << halt_reason_;
+  ProcessCommands();
+  return false;
+}
+
 void TransactionRunner::Load(std::optional<NewTransaction> preloaded,
                              Start start) {
   const int64_t now = engine_->clock()->NowMs();
+  if (!TakeLease(start, now)) return;
   if (preloaded.has_value()) {
     trans_ = std::move(preloaded->trans);
     branches_ = std::move(preloaded->branches);
@@ -137,6 +191,18 @@ void TransactionRunner::Load(std::optional<NewTransaction> preloaded,
 
 void TransactionRunner::ProcessCommands() {
   if (!loaded_) return;  // Load processes them.
+  if (elsewhere_) {
+    if (!HasClientWork()) {
+      MaybeRetire();
+      return;
+    }
+    // A command came while retiring: it needs the lease.
+    elsewhere_ = false;
+    loaded_ = false;
+    round_over_ = false;
+    Load(std::nullopt, Start::kCommand);
+    return;
+  }
   std::vector<PendingCommand> commands;
   {
     absl::MutexLock lock(&mu_);
@@ -150,7 +216,7 @@ void TransactionRunner::ProcessCommands() {
       continue;
     }
     if (halted_ || engine_->stopping()) {
-      command.done(CannotDrive(gid_));
+      command.done(halt_reason_.ok() ? CannotDrive(gid_) : halt_reason_);
       continue;
     }
     if (!txn::IsOperatorCommand(command.command) &&
@@ -297,6 +363,16 @@ void TransactionRunner::Step() {
       break;
     }
     if (!decision.new_status.empty()) continue;  // plan under the new status.
+    if (!decision.calls.empty() || decision.query.has_value()) {
+      // A replica that lost its lease (paused, cut off) calls nothing: the
+      // replica that took the transaction over may be calling it.
+      if (absl::Status lease = engine_->store()->CheckLease(gid_);
+          !lease.ok()) {
+        Halt(lease);
+        MaybeRetire();
+        return;
+      }
+    }
     for (int position : decision.calls) CallBranch(position);
     if (decision.query.has_value()) CallQuery(*decision.query);
     if (decision.calls.empty() && !decision.query.has_value() &&
@@ -354,12 +430,15 @@ void TransactionRunner::Invoke(
   call.url = url;
   call.payload = std::move(payload);
   call.timeout_ms = trans_.options().request_timeout_s() * 1000;
-  call.metadata.reserve(5 + trans_.options().branch_headers_size());
+  call.metadata.reserve(6 + trans_.options().branch_headers_size());
   call.metadata.emplace_back("dtm-gid", gid_);
   call.metadata.emplace_back("dtm-trans_type", trans_.trans_type());
   call.metadata.emplace_back("dtm-branch_id", branch_id);
   call.metadata.emplace_back("dtm-op", op);
   call.metadata.emplace_back("dtm-dtm", engine_->config().advertise_address);
+  if (!engine_->config().replica_id.empty()) {
+    call.metadata.emplace_back("dtmd-replica", engine_->config().replica_id);
+  }
   for (const auto& [key, value] : trans_.options().branch_headers()) {
     call.metadata.emplace_back(key, value);
   }
@@ -589,6 +668,10 @@ void TransactionRunner::Halt(const absl::Status& status) {
       // Another writer moved the status first: not an error, start over.
       VLOG(1) << "gid " << gid_ << ": status changed meanwhile: " << status;
       conflict_ = true;
+    } else if (absl::IsAborted(status)) {
+      // The lease is lost (the shared store's fencing): another replica
+      // drives the transaction now.
+      LOG(WARNING) << "gid " << gid_ << ": stopping: " << status;
     } else {
       LOG(ERROR) << "gid " << gid_ << ": write failed, halting: " << status;
     }
@@ -624,6 +707,7 @@ void TransactionRunner::MaybeRetire() {
     }
     return;
   }
+  if (elsewhere_) return;
   if (reschedule_ && !halted_) {
     engine_->ScheduleWake(gid_, trans_.next_cron_time_ms());
   }
@@ -633,7 +717,7 @@ void TransactionRunner::MaybeRetire() {
 }
 
 absl::Status TransactionRunner::Outcome() const {
-  if (halted_) return CannotDrive(gid_);
+  if (halted_) return halt_reason_.ok() ? CannotDrive(gid_) : halt_reason_;
   if (missing_) {
     return absl::NotFoundError(
         absl::StrCat("transaction ", gid_, " does not exist"));

@@ -65,7 +65,20 @@ class TransactionRunner
   bool TryRetire(std::vector<std::shared_ptr<Waiter>>* waiters);
 
  private:
+  // Polls for a lease held by another replica this often.
+  static constexpr int64_t kLeaseRetryMs = 50;
+
   void Load(std::optional<NewTransaction> preloaded, Start start);
+  // Takes the gid's lease (storage/store.h, "Leases"). False when
+  // Load must stop here: the runner retires (another replica drives the
+  // transaction), halts, or tries again later for a client's command.
+  bool TakeLease(Start start, int64_t now);
+  bool HasClientWork();
+  // How long a client's command waits for another replica's lease at most,
+  // beyond the lease itself: a round of that replica's branch calls.
+  int64_t trans_wait_bound_s() const {
+    return engine_->config().request_timeout_s;
+  }
   void ProcessCommands();
   // Applies an operator's command (RetryNow, ForceStop), the same for every
   // mode: FAILED_PRECONDITION for a final transaction.
@@ -132,6 +145,10 @@ class TransactionRunner
   bool halted_ = false;         // a write failed: stop, recovery will resume.
   bool force_stopped_ = false;  // an operator's ForceStop: answers ignored.
   bool conflict_ = false;       // ...because the status moved: resume at once.
+  bool elsewhere_ = false;  // another replica holds the lease: retire quietly.
+  int64_t lease_deadline_ms_ = 0;  // a command waits for the lease until then.
+  // Why a runner that could not take the lease halted (OK otherwise).
+  absl::Status halt_reason_;
   // Commands whose reply waits for a synced write: not issued yet, and in
   // the write in flight.
   std::vector<PendingCommand> awaiting_sync_;

@@ -160,6 +160,14 @@ class Store {
   virtual absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                            int limit) = 0;
 
+  // How many transactions ScanDue would return (at most `limit`), without
+  // claiming them: for metrics.
+  virtual absl::StatusOr<int64_t> CountDue(int64_t until_ms, int limit) {
+    absl::StatusOr<std::vector<std::string>> due = ScanDue(until_ms, limit);
+    if (!due.ok()) return due.status();
+    return static_cast<int64_t>(due->size());
+  }
+
   // Retention (server/retention.h). A store without it keeps everything:
   // ScanFinished finds nothing.
   //
