@@ -14,6 +14,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "storage/fault_injection_fs.h"
+#include "storage/postgres_store.h"
 #include "storage/rocksdb_store.h"
 
 namespace dtmd {
@@ -105,10 +106,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     if (!auth.ok()) return auth.status();
     server->auth_ = *std::move(auth);
   }
-  absl::StatusOr<std::unique_ptr<storage::RocksDBStore>> store =
-      storage::RocksDBStore::Open(store_options);
-  if (!store.ok()) return store.status();
-  server->store_ = *std::move(store);
+  if (config.store_driver == "postgres") {
+    storage::PostgresStoreOptions pg;
+    pg.dsn = config.postgres_dsn;
+    pg.replica_id = config.replica_id;
+    pg.lease_ms = config.lease_timeout_s * 1000;
+    pg.max_queued_writes = config.store_max_queued_writes;
+    pg.max_queued_bytes = config.store_max_queued_bytes;
+    pg.observer = server->metrics_.get();
+    if (config.lease_timeout_s <= config.request_timeout_s) {
+      LOG(WARNING) << "--lease_timeout (" << config.lease_timeout_s
+                   << " s) should exceed --request_timeout ("
+                   << config.request_timeout_s
+                   << " s): a replica that pauses during a branch call can "
+                      "lose its lease while the call still runs";
+    }
+    absl::StatusOr<std::unique_ptr<storage::PostgresStore>> store =
+        storage::PostgresStore::Open(std::move(pg));
+    if (!store.ok()) return store.status();
+    LOG(INFO) << "store: PostgreSQL, replica " << (*store)->replica_id()
+              << ", leases of " << config.lease_timeout_s << " s";
+    server->store_ = *std::move(store);
+  } else {
+    absl::StatusOr<std::unique_ptr<storage::RocksDBStore>> store =
+        storage::RocksDBStore::Open(store_options);
+    if (!store.ok()) return store.status();
+    server->store_ = *std::move(store);
+  }
   ChannelCache::Options channels;
   channels.max_channels = config.max_branch_channels;
   channels.idle_ms = config.branch_channel_idle_s * 1000;
@@ -220,8 +244,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   }
   server->store_watch_ = std::thread([s = server.get()] { s->WatchStore(); });
   LOG(INFO) << "dtmd " << DTMD_VERSION << " serving gRPC on "
-            << config.listen_address << ":" << server->port_ << ", data in "
-            << config.data_dir;
+            << config.listen_address << ":" << server->port_ << ", "
+            << (config.store_driver == "postgres"
+                    ? "data in PostgreSQL"
+                    : absl::StrCat("data in ", config.data_dir));
   LogSecurity(config, *server->auth_, server->health_port_);
   if (server->metrics_) {
     LOG(INFO) << "dtmd serving metrics on http://" << config.listen_address
