@@ -26,7 +26,8 @@
 //
 // Environment knobs: DTMD_PG_KILL_SECONDS (length of the kill loop, default
 // 24 s, 16 s under the sanitizers), DTMD_KILL_SEED (the scenario's random
-// draws; default random, printed).
+// draws; default random, printed), DTMD_PG_LOG_LEVEL (the replicas'
+// --log_level; their logs are in the temporary directory the test prints).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -202,6 +203,10 @@ class Replicas {
       // Branch calls end well within a lease (the ledger answers within
       // 30 ms).
       flags.push_back("--request_timeout=1");
+      if (const char* level = std::getenv("DTMD_PG_LOG_LEVEL");
+          level != nullptr && *level != '\0') {
+        flags.push_back(absl::StrCat("--log_level=", level));
+      }
       const std::string data_dir = absl::StrCat(dir_, "/", ReplicaId(i));
       processes_.push_back(std::make_unique<DtmdProcess>(data_dir, flags));
       processes_.back()->set_stderr_file(Log(i));
@@ -529,6 +534,38 @@ class FailoverLoad {
   PacedLoad load_;
 };
 
+// Every call the ledger booked for `gid`, one per line, for a failure's
+// message.
+std::string DescribeCalls(const LedgerBranchServer& ledger,
+                          const std::string& gid) {
+  std::string out = absl::StrCat(gid, " at the ledger:");
+  for (const LedgerEntry& e : ledger.EntriesFor(gid)) {
+    absl::StrAppend(&out, "\n  #", e.seq, " ", e.op, " ", e.branch_id, " from ",
+                    e.replica.empty() ? "(client)" : e.replica, ": ",
+                    LedgerEffectName(e.effect), ", code ",
+                    static_cast<int>(e.code), ", in flight ", e.arrived, "..",
+                    e.replied);
+  }
+  return out;
+}
+
+// The calls of the first gids named by `problems` (lines that start with a
+// gid), for a failure's message.
+std::string DescribeProblemGids(const LedgerBranchServer& ledger,
+                                const std::vector<std::string>& problems) {
+  std::set<std::string> gids;
+  for (const std::string& line : problems) {
+    const size_t end = line.find_first_of(": ");
+    if (end != std::string::npos) gids.insert(line.substr(0, end));
+    if (gids.size() >= 4) break;
+  }
+  std::string out;
+  for (const std::string& gid : gids) {
+    absl::StrAppend(&out, "\n", DescribeCalls(ledger, gid));
+  }
+  return out;
+}
+
 uint32_t Seed() {
   static const uint32_t seed = [] {
     const uint32_t s = static_cast<uint32_t>(
@@ -559,6 +596,7 @@ class PgFailoverTest : public ::testing::Test {
       return;
     }
     replicas_ = new Replicas(postgres_->dsn());
+    std::cout << "replica logs: " << replicas_->Log(0) << " ..." << std::endl;
     for (int i = 0; i < kReplicas && setup_.ok(); ++i) {
       setup_ = replicas_->Start(i);
     }
@@ -626,19 +664,22 @@ class PgFailoverTest : public ::testing::Test {
         FinishAndAudit(dtmd, *ledger_, acked, /*must_exist=*/true, timeout);
     EXPECT_TRUE(saga_problems.empty())
         << saga_problems.size() << " problems with acknowledged sagas:\n"
-        << SummarizeProblems(saga_problems);
+        << SummarizeProblems(saga_problems)
+        << DescribeProblemGids(*ledger_, saga_problems);
     const std::vector<std::string> unacked_problems = FinishAndAudit(
         dtmd, *ledger_, unacked, /*must_exist=*/false, timeout / 2);
     EXPECT_TRUE(unacked_problems.empty())
         << unacked_problems.size()
         << " problems with unacknowledged sagas dtmd stored:\n"
-        << SummarizeProblems(unacked_problems);
+        << SummarizeProblems(unacked_problems)
+        << DescribeProblemGids(*ledger_, unacked_problems);
     std::map<std::string, int> tally;
     const std::vector<std::string> mode_problems = FinishAndAuditModes(
         dtmd, *ledger_, modes, /*resumed_since=*/0, timeout, &tally);
     EXPECT_TRUE(mode_problems.empty())
         << mode_problems.size() << " problems with tcc and msg:\n"
-        << SummarizeProblems(mode_problems);
+        << SummarizeProblems(mode_problems)
+        << DescribeProblemGids(*ledger_, mode_problems);
     for (const auto& [end, count] : tally) {
       std::cout << "  " << end << ": " << count << std::endl;
     }
@@ -678,7 +719,8 @@ class PgFailoverTest : public ::testing::Test {
     }
     EXPECT_TRUE(ledger_problems.empty())
         << ledger_problems.size() << " problems in the ledger:\n"
-        << SummarizeProblems(ledger_problems);
+        << SummarizeProblems(ledger_problems)
+        << DescribeProblemGids(*ledger_, ledger_problems);
     std::cout << calls << " branch calls, by sender:";
     for (const auto& [replica, count] : by_replica) {
       std::cout << " " << replica << "=" << count;
