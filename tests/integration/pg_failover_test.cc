@@ -79,6 +79,8 @@ using ::dtmgimp::DtmRequest;
 constexpr int kReplicas = 3;
 // Seconds; short so that failover happens within the test's time.
 constexpr int kLeaseTimeoutS = 2;
+// Submits sent to a replica right before it is stopped.
+constexpr int kStopBurst = 16;
 constexpr char kDatabase[] = "dtmd_failover";
 constexpr char kTryMethod[] = "/ledger.Ledger/Reserve";
 constexpr char kConfirmMethod[] = "/ledger.Ledger/Commit";
@@ -445,6 +447,44 @@ struct LoadBooks {
   ModeBook modes;
 };
 
+// Submits saga `gid` of `shape` to `replica` and books it in `books`:
+// whether the replica acknowledged it (stored it).
+bool SubmitSaga(const Replicas& replicas, const LedgerBranchServer& ledger,
+                LoadBooks* books, const std::string& gid,
+                const SagaShape& shape, int replica, bool wait_result,
+                absl::Duration timeout) {
+  std::unique_ptr<dtmgimp::Dtm::Stub> stub =
+      dtmgimp::Dtm::NewStub(replicas.Channel(replica));
+  dtmd::client::Saga saga = BuildSaga(stub.get(), gid, shape, ledger);
+  saga.SetWaitResult(wait_result);
+  // A WaitResult call covers the wait of its first round.
+  saga.SetCallTimeout(std::chrono::milliseconds(
+      absl::ToInt64Milliseconds(wait_result ? 2 * timeout : timeout)));
+  if (!shape.concurrent) {
+    absl::MutexLock lock(&books->mu);
+    books->sequential.insert(gid);
+  }
+  const grpc::Status status = saga.Submit();
+  // WaitResult: ABORTED (failed) and FAILED_PRECONDITION (still running)
+  // are answers about a stored saga too.
+  const bool stored =
+      status.ok() ||
+      (wait_result &&
+       (status.error_code() == grpc::StatusCode::ABORTED ||
+        status.error_code() == grpc::StatusCode::FAILED_PRECONDITION));
+  if (wait_result && ((status.ok() && shape.ShouldFail()) ||
+                      (status.error_code() == grpc::StatusCode::ABORTED &&
+                       !shape.ShouldFail()))) {
+    absl::MutexLock lock(&books->mu);
+    books->problems.push_back(absl::StrCat(
+        gid, ": WaitResult Submit on ", ReplicaId(replica), " answered ",
+        status.error_code(), " '", status.error_message(),
+        "', scripted to end ", shape.ExpectedStatus()));
+  }
+  books->sagas.Submitted(gid, shape, stored);
+  return stored;
+}
+
 // The scenarios' load: job n is a saga (MixedShape(n); every other one with
 // WaitResult) submitted to replica n % 3, or for n % 10 == 7 a cross-replica
 // tcc, for n % 10 == 8 a cross-replica msg.
@@ -492,38 +532,8 @@ class FailoverLoad {
       books_->modes.Record(gid, txn);
       return txn.completed;
     }
-    const SagaShape shape = MixedShape(n);
-    const bool wait_result = n % 2 == 1;
-    std::unique_ptr<dtmgimp::Dtm::Stub> stub =
-        dtmgimp::Dtm::NewStub(replicas_.Channel(n % kReplicas));
-    dtmd::client::Saga saga = BuildSaga(stub.get(), gid, shape, *ledger_);
-    saga.SetWaitResult(wait_result);
-    // A WaitResult call covers the wait of its first round.
-    saga.SetCallTimeout(std::chrono::milliseconds(
-        absl::ToInt64Milliseconds(wait_result ? 2 * timeout : timeout)));
-    if (!shape.concurrent) {
-      absl::MutexLock lock(&books_->mu);
-      books_->sequential.insert(gid);
-    }
-    const grpc::Status status = saga.Submit();
-    // WaitResult: ABORTED (failed) and FAILED_PRECONDITION (still running)
-    // are answers about a stored saga too.
-    const bool stored =
-        status.ok() ||
-        (wait_result &&
-         (status.error_code() == grpc::StatusCode::ABORTED ||
-          status.error_code() == grpc::StatusCode::FAILED_PRECONDITION));
-    if (wait_result && ((status.ok() && shape.ShouldFail()) ||
-                        (status.error_code() == grpc::StatusCode::ABORTED &&
-                         !shape.ShouldFail()))) {
-      absl::MutexLock lock(&books_->mu);
-      books_->problems.push_back(absl::StrCat(
-          gid, ": WaitResult Submit on ", ReplicaId(n % kReplicas),
-          " answered ", status.error_code(), " '", status.error_message(),
-          "', scripted to end ", shape.ExpectedStatus()));
-    }
-    books_->sagas.Submitted(gid, shape, stored);
-    return stored;
+    return SubmitSaga(replicas_, *ledger_, books_, gid, MixedShape(n),
+                      n % kReplicas, /*wait_result=*/n % 2 == 1, timeout);
   }
 
   const Replicas& replicas_;
@@ -862,10 +872,10 @@ TEST_F(PgFailoverTest, KillNineLoop) {
   ASSERT_TRUE(replicas_->Start(last).ok());
 }
 
-// SIGSTOP a replica under load for twice its lease (its transactions are
-// taken over by the others; once resumed it must not call a branch of a
-// transaction it lost, nor overwrite the new owner's progress), then SIGCONT;
-// each replica once.
+// SIGSTOP a replica under load, amid a burst of Submits sent to it, for twice
+// its lease (its transactions are taken over by the others; once resumed it
+// must not call a branch of a transaction it lost, nor overwrite the new
+// owner's progress), then SIGCONT; each replica once.
 TEST_F(PgFailoverTest, StopPastTheLease) {
   LoadBooks books;
   FailoverLoad load(*replicas_, ledger_, &books, "stop");
@@ -875,11 +885,24 @@ TEST_F(PgFailoverTest, StopPastTheLease) {
     const int victim = (first + i) % kReplicas;
     const pid_t pid = replicas_->process(victim).pid();
     ASSERT_GT(pid, 0);
+    // A burst of Submits on the victim, so that the stop lands on some
+    // whose record is being written (the replica stops after PostgreSQL got
+    // the insert, before it saw the commit).
+    std::vector<std::thread> burst;
+    for (int k = 0; k < kStopBurst; ++k) {
+      burst.emplace_back([&books, victim, i, k] {
+        SubmitSaga(*replicas_, *ledger_, &books,
+                   absl::StrCat("stop-burst-", i, "-", k), MixedShape(k),
+                   victim, /*wait_result=*/false, 3 * Slowness());
+      });
+    }
+    Sleep(absl::Milliseconds(Uniform(0, 10)));
     std::cout << "SIGSTOP " << ReplicaId(victim) << " at " << load.acked()
               << " acked" << std::endl;
     kill(pid, SIGSTOP);
     Sleep(absl::Seconds(2 * kLeaseTimeoutS));
     kill(pid, SIGCONT);
+    for (std::thread& t : burst) t.join();
     Sleep(absl::Milliseconds(Uniform(1000, 2500)));
     ExpectNoUnexpectedExit(
         absl::StrCat("after SIGCONT of ", ReplicaId(victim)));
