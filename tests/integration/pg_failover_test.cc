@@ -544,6 +544,37 @@ class FailoverLoad {
   PacedLoad load_;
 };
 
+// What the final record of a sequential saga says of its branches, against
+// its script: a succeeded saga's actions all succeeded; a failed one's
+// failing action failed and no later action succeeded (a replica that wrote
+// progress it should not have, e.g. after losing the transaction, shows
+// here). One line per problem.
+std::vector<std::string> AuditBranchRecords(const std::string& gid,
+                                            const SagaShape& shape,
+                                            const GetTransactionReply& reply) {
+  std::vector<std::string> out;
+  const std::string& status = reply.transaction().status();
+  for (const auto& b : reply.branches()) {
+    if (b.op() != "action") continue;
+    const int step = std::atoi(b.branch_id().c_str()) - 1;
+    std::string want;
+    if (status == "succeed") {
+      want = "succeed";
+    } else if (status == "failed" && step == shape.fail_step) {
+      want = "failed";
+    } else if (status == "failed" && step > shape.fail_step &&
+               b.status() == "succeed") {
+      want = "not succeed";
+    }
+    if (!want.empty() && b.status() != want) {
+      out.push_back(absl::StrCat(gid, ": ", status, ", but the record of the ",
+                                 "action of branch ", b.branch_id(), " says ",
+                                 b.status(), ", want ", want));
+    }
+  }
+  return out;
+}
+
 // Every call the ledger booked for `gid`, one per line, for a failure's
 // message.
 std::string DescribeCalls(const LedgerBranchServer& ledger,
@@ -683,6 +714,23 @@ class PgFailoverTest : public ::testing::Test {
         << " problems with unacknowledged sagas dtmd stored:\n"
         << SummarizeProblems(unacked_problems)
         << DescribeProblemGids(*ledger_, unacked_problems);
+    // The branch records of the final sequential sagas.
+    std::vector<std::string> record_problems;
+    for (const auto* sagas : {&acked, &unacked}) {
+      for (const auto& [gid, shape] : *sagas) {
+        if (shape.concurrent) continue;
+        absl::StatusOr<GetTransactionReply> reply = dtmd.GetTransaction(gid);
+        if (!reply.ok()) continue;  // Reported above if it matters.
+        const std::vector<std::string> found =
+            AuditBranchRecords(gid, shape, *reply);
+        record_problems.insert(record_problems.end(), found.begin(),
+                               found.end());
+      }
+    }
+    EXPECT_TRUE(record_problems.empty())
+        << record_problems.size() << " problems in final records:\n"
+        << SummarizeProblems(record_problems)
+        << DescribeProblemGids(*ledger_, record_problems);
     std::map<std::string, int> tally;
     const std::vector<std::string> mode_problems = FinishAndAuditModes(
         dtmd, *ledger_, modes, /*resumed_since=*/0, timeout, &tally);
