@@ -80,7 +80,7 @@ constexpr int kReplicas = 3;
 // Seconds; short so that failover happens within the test's time.
 constexpr int kLeaseTimeoutS = 2;
 // Submits sent to a replica right before it is stopped.
-constexpr int kStopBurst = 16;
+constexpr int kStopBurst = 24;
 constexpr char kDatabase[] = "dtmd_failover";
 constexpr char kTryMethod[] = "/ledger.Ledger/Reserve";
 constexpr char kConfirmMethod[] = "/ledger.Ledger/Commit";
@@ -933,18 +933,22 @@ TEST_F(PgFailoverTest, StopPastTheLease) {
     const int victim = (first + i) % kReplicas;
     const pid_t pid = replicas_->process(victim).pid();
     ASSERT_GT(pid, 0);
-    // A burst of Submits on the victim, so that the stop lands on some
-    // whose record is being written (the replica stops after PostgreSQL got
-    // the insert, before it saw the commit).
+    // A burst of Submits on the victim, staggered by a millisecond (scaled
+    // for the build), so that the stop lands on Submits at every stage,
+    // some with their record being written (the replica stops after
+    // PostgreSQL got the insert, before it saw the commit).
+    const int64_t stagger_us = absl::ToInt64Microseconds(Slowness()) / 1000;
     std::vector<std::thread> burst;
     for (int k = 0; k < kStopBurst; ++k) {
-      burst.emplace_back([&books, victim, i, k] {
+      burst.emplace_back([&books, victim, i, k, stagger_us] {
+        std::this_thread::sleep_for(std::chrono::microseconds(k * stagger_us));
         SubmitSaga(*replicas_, *ledger_, &books,
                    absl::StrCat("stop-burst-", i, "-", k), MixedShape(k),
                    victim, /*wait_result=*/false, 3 * Slowness());
       });
     }
-    Sleep(absl::Milliseconds(Uniform(0, 10)));
+    Sleep(absl::Microseconds(Uniform(kStopBurst / 4, kStopBurst / 2) *
+                             stagger_us));
     std::cout << "SIGSTOP " << ReplicaId(victim) << " at " << load.acked()
               << " acked" << std::endl;
     kill(pid, SIGSTOP);
