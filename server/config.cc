@@ -31,22 +31,45 @@ ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written to this file.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the embedded RocksDB store.");
-ABSL_FLAG(std::string, store_driver, "rocksdb",
+ABSL_FLAG(std::string, store, "rocksdb",
           "Where transactions are kept: 'rocksdb' (embedded, in --data_dir; "
           "DTM's 'boltdb' means the same) or 'postgres' (a PostgreSQL shared "
           "by several dtmd replicas, --postgres_dsn).");
 ABSL_FLAG(std::string, postgres_dsn, "",
           "libpq connection string or URI of the shared PostgreSQL "
-          "(--store_driver=postgres), e.g. "
+          "(--store=postgres), e.g. "
           "postgresql://dtmd:secret@db:5432/dtmd. The schema is created "
           "and migrated at start.");
+// DTM's SQL store settings: with --store=postgres and no --postgres_dsn,
+// the DSN is built from them, so that a DTM configuration for PostgreSQL
+// works as it is.
+ABSL_FLAG(std::string, store_host, "",
+          "With --store=postgres and no --postgres_dsn: the PostgreSQL host "
+          "(DTM's Store.Host).");
+ABSL_FLAG(int64_t, store_port, 0,
+          "With --store=postgres and no --postgres_dsn: the PostgreSQL port "
+          "(DTM's Store.Port); 0: libpq's default, 5432.");
+ABSL_FLAG(std::string, store_user, "",
+          "With --store=postgres and no --postgres_dsn: the user (DTM's "
+          "Store.User).");
+ABSL_FLAG(std::string, store_password, "",
+          "With --store=postgres and no --postgres_dsn: the password (DTM's "
+          "Store.Password); prefer the environment (STORE_PASSWORD) or a DSN "
+          "in a secret to a command line.");
+ABSL_FLAG(std::string, store_db, "",
+          "With --store=postgres and no --postgres_dsn: the database (DTM's "
+          "Store.Db).");
+ABSL_FLAG(std::string, store_schema, "",
+          "With --store=postgres and no --postgres_dsn: the schema dtmd's "
+          "tables live in (DTM's Store.Schema; search_path), '' for the "
+          "user's default.");
 ABSL_FLAG(std::string, replica_id, "",
           "This replica's name in the shared store's leases "
-          "(--store_driver=postgres); unique among live replicas. Default: "
+          "(--store=postgres); unique among live replicas. Default: "
           "<hostname>-<pid>-<random>.");
 ABSL_FLAG(int64_t, lease_timeout, 10,
           "Seconds a replica's lease on a transaction lasts without renewal "
-          "(--store_driver=postgres): a dead replica's transactions are "
+          "(--store=postgres): a dead replica's transactions are "
           "taken over this long after its last renewal.");
 ABSL_FLAG(std::string, advertise_address, "",
           "This coordinator's address as sent to branches in dtm-dtm.");
@@ -201,6 +224,45 @@ std::string DefaultReplicaId() {
                       absl::Hex(random() & 0xffffff, absl::kZeroPad6));
 }
 
+// A libpq conninfo value: quoted, with ' and \ escaped.
+std::string ConninfoValue(const std::string& value) {
+  std::string out = "'";
+  for (char ch : value) {
+    if (ch == '\'' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "'";
+}
+
+// The DSN DTM's Store.* settings describe; empty when no host is set.
+std::string DsnFromDtmSettings() {
+  const std::string host = absl::GetFlag(FLAGS_store_host);
+  if (host.empty()) return "";
+  std::string dsn = absl::StrCat("host=", ConninfoValue(host));
+  if (int64_t port = absl::GetFlag(FLAGS_store_port); port > 0) {
+    absl::StrAppend(&dsn, " port=", port);
+  }
+  for (auto [key, value] : {std::pair<const char*, std::string>{
+                                "user", absl::GetFlag(FLAGS_store_user)},
+                            {"password", absl::GetFlag(FLAGS_store_password)},
+                            {"dbname", absl::GetFlag(FLAGS_store_db)}}) {
+    if (!value.empty())
+      absl::StrAppend(&dsn, " ", key, "=", ConninfoValue(value));
+  }
+  if (std::string schema = absl::GetFlag(FLAGS_store_schema); !schema.empty()) {
+    // search_path in the server options; a schema name may need quoting.
+    std::string quoted = "\"";
+    for (char ch : schema) {
+      if (ch == '"') quoted += '"';
+      quoted += ch;
+    }
+    quoted += '"';
+    absl::StrAppend(&dsn, " options=",
+                    ConninfoValue(absl::StrCat("-c search_path=", quoted)));
+  }
+  return dsn;
+}
+
 absl::Status Positive(const char* name, int64_t value) {
   if (value > 0) return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -271,7 +333,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.http_port_file = absl::GetFlag(FLAGS_http_port_file);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
-  c.store_driver = absl::GetFlag(FLAGS_store_driver);
+  c.store_driver = absl::GetFlag(FLAGS_store);
   c.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
   c.replica_id = absl::GetFlag(FLAGS_replica_id);
   c.lease_timeout_s = absl::GetFlag(FLAGS_lease_timeout);
@@ -338,14 +400,16 @@ absl::StatusOr<Config> ConfigFromFlags() {
   }
   if (c.store_driver == "boltdb") c.store_driver = "rocksdb";
   if (c.store_driver != "rocksdb" && c.store_driver != "postgres") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--store_driver must be rocksdb (or boltdb) or postgres, got '",
-        c.store_driver, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--store must be rocksdb (or boltdb) or postgres, got '",
+                     c.store_driver, "'"));
   }
   if (c.store_driver == "postgres") {
+    if (c.postgres_dsn.empty()) c.postgres_dsn = DsnFromDtmSettings();
     if (c.postgres_dsn.empty()) {
       return absl::InvalidArgumentError(
-          "--store_driver=postgres needs --postgres_dsn");
+          "--store=postgres needs --postgres_dsn (or DTM's Store.Host, "
+          "Store.User, ...)");
     }
     if (c.replica_id.empty()) c.replica_id = DefaultReplicaId();
   }

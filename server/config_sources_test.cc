@@ -62,7 +62,7 @@ TEST_F(ConfigSourcesTest, FileSetsDtmKeysAndDtmdKeys) {
       "AcceptDataLoss: true\n"
       "Store:\n"
       "  Driver: boltdb\n"
-      "  Host: ignored.example\n"
+      "  MaxOpenConns: 10\n"
       "JsonRpcPort: 36791\n"
       "LogLevel: warn\n");
   ASSERT_TRUE(Apply(path).ok()) << Apply(path);
@@ -75,7 +75,7 @@ TEST_F(ConfigSourcesTest, FileSetsDtmKeysAndDtmdKeys) {
   EXPECT_TRUE(c.accept_data_loss);
   EXPECT_EQ(c.log_level, "warn");
   EXPECT_THAT(applied_.ignored,
-              ::testing::UnorderedElementsAre("Store.Host", "JsonRpcPort"));
+              ::testing::UnorderedElementsAre("Store.MaxOpenConns", "JsonRpcPort"));
 }
 
 TEST_F(ConfigSourcesTest, EnvironmentOverridesFile) {
@@ -159,6 +159,46 @@ TEST_F(ConfigSourcesTest, OtherStoreDriversAreRefused) {
   absl::Status s = Apply(WriteFile("Store:\n  Driver: mysql\n"));
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("Store.Driver"));
+}
+
+TEST_F(ConfigSourcesTest, PostgresStoreFromFileAndEnvironment) {
+  ASSERT_TRUE(Apply(WriteFile("Store:\n  Driver: postgres\n"
+                              "LeaseTimeout: 20\n"),
+                    {{"POSTGRES_DSN", "postgresql://dtmd@db/dtmd"},
+                     {"REPLICA_ID", "dtmd-0"}})
+                  .ok());
+  Config c = Current();
+  EXPECT_EQ(c.store_driver, "postgres");
+  EXPECT_EQ(c.postgres_dsn, "postgresql://dtmd@db/dtmd");
+  EXPECT_EQ(c.replica_id, "dtmd-0");
+  EXPECT_EQ(c.lease_timeout_s, 20);
+}
+
+// A DTM configuration for PostgreSQL works as it is.
+TEST_F(ConfigSourcesTest, PostgresDsnFromDtmStoreSettings) {
+  ASSERT_TRUE(Apply(WriteFile("Store:\n"
+                              "  Driver: postgres\n"
+                              "  Host: db.example\n"
+                              "  Port: 5433\n"
+                              "  User: dtm\n"
+                              "  Db: dtm\n"
+                              "  Schema: dtm\n"),
+                    {{"STORE_PASSWORD", "it's"}})
+                  .ok());
+  EXPECT_EQ(Current().postgres_dsn,
+            "host='db.example' port=5433 user='dtm' password='it\\'s' "
+            "dbname='dtm' options='-c search_path=\"dtm\"'");
+}
+
+TEST_F(ConfigSourcesTest, PostgresStoreNeedsADsnAndNamesItsReplica) {
+  ASSERT_TRUE(Apply(WriteFile("Store:\n  Driver: postgres\n")).ok());
+  absl::StatusOr<Config> c = ConfigFromFlags();
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("--postgres_dsn"));
+  ASSERT_TRUE(Apply("", {{"POSTGRES_DSN", "host=db"}}).ok());
+  c = ConfigFromFlags();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->replica_id.empty()) << "a generated replica id";
 }
 
 TEST_F(ConfigSourcesTest, NotYamlOrMissingFile) {

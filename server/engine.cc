@@ -496,6 +496,8 @@ bool Engine::Drive(const std::string& gid, DriveRequest request) {
         overflow_.push_back(gid);
       } else {
         backlog_ = true;  // the due index has it.
+        // A shared store's claim finds it only with its lease free.
+        store_->ReleaseLease(gid);
       }
       if (request.waiter) parked_[gid].push_back(std::move(request.waiter));
       return false;

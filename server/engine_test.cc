@@ -325,7 +325,7 @@ TEST_F(EngineTest, ACommandGivesUpOnALeaseThatStaysTaken) {
 // A replica whose lease is lost calls no branch.
 TEST_F(EngineTest, ALostLeaseStopsBranchCalls) {
   engine_->Start();
-  hooked_->LoseLease("lost");
+  hooked_->LoseLease("lost", /*checks=*/1);  // lost after the runner's load.
   ASSERT_TRUE(Call([&](ReplyCallback done) {
                 engine_->Submit(Saga("lost", storage::kStatusSubmitted),
                                 /*wait_result=*/false, std::move(done));
@@ -334,6 +334,39 @@ TEST_F(EngineTest, ALostLeaseStopsBranchCalls) {
   EXPECT_EQ(invoker_.calls(), 0);
   EXPECT_EQ(store_->GetTransaction("lost")->status(),
             storage::kStatusSubmitted);
+}
+
+// A new transaction whose create's lease ran out before its runner started
+// (the process was paused between the commit and the first round) may have
+// been driven by another replica meanwhile: the runner reads the stored
+// record instead of trusting its own copy.
+TEST_F(EngineTest, ARunnerThatLostItsCreatesLeaseReadsTheStore) {
+  engine_->Start();
+  hooked_->HoldSyncs(true);
+  absl::Notification replied;
+  engine_->Submit(Saga("paused", storage::kStatusSubmitted),
+                  /*wait_result=*/false, [&](absl::Status s) {
+                    EXPECT_TRUE(s.ok()) << s;
+                    replied.Notify();
+                  });
+  while (hooked_->held() == 0) absl::SleepFor(absl::Milliseconds(5));
+  // Meanwhile another replica drove it to its end.
+  TransRecord done = *store_->GetTransaction("paused");
+  done.set_status(storage::kStatusFailed);
+  absl::Notification written;
+  store_->UpdateTransaction(done, storage::kStatusSubmitted, {},
+                            storage::Durability::kSync, [&](absl::Status s) {
+                              EXPECT_TRUE(s.ok()) << s;
+                              written.Notify();
+                            });
+  written.WaitForNotification();
+  hooked_->LoseLease("paused");
+  hooked_->HoldSyncs(false);
+  hooked_->Release();
+  ASSERT_TRUE(replied.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(invoker_.calls(), 0) << "no action after the other's end";
+  EXPECT_EQ(store_->GetTransaction("paused")->status(), storage::kStatusFailed);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -181,9 +182,11 @@ class HookedStore : public storage::Store {
                        elsewhere_.end());
     }
   }
-  void LoseLease(const std::string& gid) {
+  // CheckLease of gid answers OK `checks` more times, then ABORTED until
+  // the lease is acquired again (after a check has failed).
+  void LoseLease(const std::string& gid, int checks = 0) {
     absl::MutexLock lock(&mu_);
-    lost_.push_back(gid);
+    lost_[gid] = Loss{checks, false};
   }
   int releases(const std::string& gid) {
     absl::MutexLock lock(&mu_);
@@ -198,11 +201,17 @@ class HookedStore : public storage::Store {
         elsewhere_.end()) {
       return absl::AbortedError("held by replica other");
     }
+    if (auto it = lost_.find(std::string(gid));
+        it != lost_.end() && it->second.failed) {
+      lost_.erase(it);
+    }
     return absl::OkStatus();
   }
   absl::Status CheckLease(absl::string_view gid) override {
     absl::MutexLock lock(&mu_);
-    if (std::find(lost_.begin(), lost_.end(), gid) != lost_.end()) {
+    auto it = lost_.find(std::string(gid));
+    if (it != lost_.end() && it->second.checks-- <= 0) {
+      it->second.failed = true;
       return absl::AbortedError("lease lost");
     }
     return absl::OkStatus();
@@ -236,7 +245,11 @@ class HookedStore : public storage::Store {
   std::vector<std::function<void()>> held_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> acquires_{0};
   std::vector<std::string> elsewhere_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> lost_ ABSL_GUARDED_BY(mu_);
+  struct Loss {
+    int checks;   // OK answers left.
+    bool failed;  // a check has failed: an acquisition ends the loss.
+  };
+  std::map<std::string, Loss> lost_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> released_ ABSL_GUARDED_BY(mu_);
 };
 

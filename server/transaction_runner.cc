@@ -134,6 +134,14 @@ bool TransactionRunner::TakeLease(Start start, int64_t now) {
 void TransactionRunner::Load(std::optional<NewTransaction> preloaded,
                              Start start) {
   const int64_t now = engine_->clock()->NowMs();
+  if (preloaded.has_value() && !engine_->store()->CheckLease(gid_).ok()) {
+    // The lease its create took ran out before this runner started (the
+    // process was paused, say): another replica may have driven the
+    // transaction meanwhile. The stored record is the truth.
+    LOG(WARNING) << "gid " << gid_
+                 << ": lease lost before its first round, reading it anew";
+    preloaded.reset();
+  }
   if (!TakeLease(start, now)) return;
   if (preloaded.has_value()) {
     trans_ = std::move(preloaded->trans);
