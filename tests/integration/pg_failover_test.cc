@@ -1,6 +1,6 @@
 // Failover of dtmd replicas on a shared PostgreSQL: a PostgreSQL 15 started
 // for the test (scripts/postgres.sh, loopback only, in a temporary directory)
-// with one fresh database, three dtmd replicas on it (--store_driver=postgres,
+// with one fresh database, three dtmd replicas on it (--store=postgres,
 // short leases) and a ledger branch server that keeps DTM's barrier books and
 // records, per call, the replica that sent it (gRPC metadata dtmd-replica)
 // and when it arrived and was answered.
@@ -198,7 +198,7 @@ class Replicas {
   explicit Replicas(const std::string& dsn) : dir_(MakeTempDir("pg-failover")) {
     for (int i = 0; i < kReplicas; ++i) {
       std::vector<std::string> flags = QuickRetryFlags();
-      flags.push_back("--store_driver=postgres");
+      flags.push_back("--store=postgres");
       flags.push_back("--postgres_dsn=" + dsn);
       flags.push_back("--replica_id=" + ReplicaId(i));
       flags.push_back(absl::StrCat("--lease_timeout=", kLeaseTimeoutS));
