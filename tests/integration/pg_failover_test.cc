@@ -942,9 +942,22 @@ TEST_F(PgFailoverTest, StopPastTheLease) {
     for (int k = 0; k < kStopBurst; ++k) {
       burst.emplace_back([&books, victim, i, k, stagger_us] {
         std::this_thread::sleep_for(std::chrono::microseconds(k * stagger_us));
-        SubmitSaga(*replicas_, *ledger_, &books,
-                   absl::StrCat("stop-burst-", i, "-", k), MixedShape(k),
-                   victim, /*wait_result=*/false, 3 * Slowness());
+        const std::string gid = absl::StrCat("stop-burst-", i, "-", k);
+        // Some are tcc and msg whose closing command goes to the victim.
+        const int before_victim = (victim + 1) % kReplicas;
+        if (k % 6 == 5) {
+          books.modes.Record(
+              gid, RunCrossTcc(*replicas_, ledger_, gid, /*abort=*/k % 12 == 11,
+                               before_victim, 2, 3 * Slowness(),
+                               /*wait_result=*/false));
+        } else if (k % 6 == 2) {
+          books.modes.Record(gid, RunCrossMsg(*replicas_, ledger_, gid,
+                                              /*left_prepared=*/false,
+                                              before_victim, 3 * Slowness()));
+        } else {
+          SubmitSaga(*replicas_, *ledger_, &books, gid, MixedShape(k), victim,
+                     /*wait_result=*/false, 3 * Slowness());
+        }
       });
     }
     Sleep(absl::Microseconds(Uniform(kStopBurst / 4, kStopBurst / 2) *
