@@ -96,6 +96,7 @@ class ScriptedBranchServer::Reactor final
   }
 
   void Reply() {
+    if (answer_.on_reply) answer_.on_reply();
     if (answer_.code == grpc::StatusCode::OK) {
       StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
     } else {

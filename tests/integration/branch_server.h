@@ -50,6 +50,10 @@ struct Answer {
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;
   int delay_ms = 0;  // Reply this long after the request arrived.
+  // If set, called once, on a gRPC thread, right before the reply (or the
+  // cancellation's end) is handed to gRPC: the client cannot have seen the
+  // answer before it runs.
+  std::function<void()> on_reply;
 };
 
 // One call as the server saw it, recorded when the request arrived.

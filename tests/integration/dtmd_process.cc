@@ -217,6 +217,15 @@ int DtmdProcess::Stop(absl::Duration timeout) {
   return exit_code_;
 }
 
+bool DtmdProcess::Running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+  pid_ = -1;
+  exit_code_ = ExitCode(status);
+  return false;
+}
+
 int DtmdProcess::ExitCode(int wait_status) {
   return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status)
                                 : -WTERMSIG(wait_status);

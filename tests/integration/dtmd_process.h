@@ -67,8 +67,12 @@ class DtmdProcess {
   // SIGTERM and wait; returns the exit code (or -signal).
   int Stop(absl::Duration timeout = absl::Seconds(20));
 
-  // How the last run ended, by Stop() or during Start(): the exit code, or
-  // -signal; -1 while running or before any run ended.
+  // Whether dtmd still runs: false (and exit_code() tells how it ended)
+  // once it exited on its own, or was never started or was stopped.
+  bool Running();
+
+  // How the last run ended, by Stop(), Running() or during Start(): the exit
+  // code, or -signal; -1 while running or before any run ended.
   int exit_code() const { return exit_code_; }
 
   int port() const { return port_; }

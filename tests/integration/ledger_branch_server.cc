@@ -1,6 +1,7 @@
 #include "tests/integration/ledger_branch_server.h"
 
 #include <chrono>
+#include <cstdint>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,8 @@ constexpr char kOpMsgQuery[] = "msg";
 constexpr char kTransTypeWorkflow[] = "workflow";
 // DTM's failure message (dtmcli.ResultFailure).
 constexpr char kFailure[] = "FAILURE";
+// The metadata (HTTP: header) naming the dtmd replica that sent a call.
+constexpr char kReplicaKey[] = "dtmd-replica";
 
 }  // namespace
 
@@ -75,7 +78,7 @@ LedgerBranchServer::LedgerBranchServer() : LedgerBranchServer(Options()) {}
 LedgerBranchServer::LedgerBranchServer(Options options)
     : random_(options.seed), delays_(options.delays) {
   server_.SetResponder(
-      [this](const RecordedCall& call) { return Respond(call); });
+      [this](const RecordedCall& call) { return Respond(call, false); });
   http_.SetHandler([this](const HttpBranchServer::Request& request) {
     RecordedCall call;
     call.method = request.path;
@@ -88,7 +91,11 @@ LedgerBranchServer::LedgerBranchServer(Options options)
     call.trans_type = query("trans_type");
     call.branch_id = query("branch_id");
     call.op = query("op");
-    const Answer answer = Respond(call);
+    if (auto replica = request.headers.find(kReplicaKey);
+        replica != request.headers.end()) {
+      call.metadata[kReplicaKey] = replica->second;
+    }
+    const Answer answer = Respond(call, /*http=*/true);
     HttpBranchServer::Reply reply;
     reply.delay = absl::Milliseconds(answer.delay_ms);
     if (answer.code == grpc::StatusCode::ABORTED) {
@@ -252,7 +259,7 @@ LedgerEffect LedgerBranchServer::Apply(const RecordedCall& call, Book* book,
   return LedgerEffect::kRefused;
 }
 
-Answer LedgerBranchServer::Respond(const RecordedCall& call) {
+Answer LedgerBranchServer::Respond(const RecordedCall& call, bool http) {
   Answer answer;
   LedgerEntry entry;
   std::shared_ptr<const ArrivalHook> hook;
@@ -272,6 +279,19 @@ Answer LedgerBranchServer::Respond(const RecordedCall& call) {
     entry.branch_id = call.branch_id;
     entry.op = call.op;
     entry.code = answer.code;
+    if (auto replica = call.metadata.find(kReplicaKey);
+        replica != call.metadata.end()) {
+      entry.replica = replica->second;
+    }
+    entry.http = http;
+    entry.arrived = events_++;
+    if (!http) {
+      const size_t index = entries_.size();
+      answer.on_reply = [this, index] {
+        absl::MutexLock lock(&mu_);
+        entries_[index].replied = events_++;
+      };
+    }
     by_gid_[entry.gid].push_back(entries_.size());
     entries_.push_back(entry);
     hook = hook_;
@@ -313,6 +333,31 @@ std::vector<std::string> LedgerBranchServer::Violations() const {
     out.push_back(absl::StrCat("gid ", e.gid, " branch ", e.branch_id, ": ",
                                LedgerEffectName(e.effect), " (arrival #", e.seq,
                                ")"));
+  }
+  return out;
+}
+
+std::vector<std::string> OverlappingCalls(
+    const std::vector<LedgerEntry>& entries, bool any_replica) {
+  std::vector<std::string> out;
+  // Replied -1: still in flight.
+  const auto end = [](const LedgerEntry& e) {
+    return e.replied < 0 ? INT64_MAX : e.replied;
+  };
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const LedgerEntry& a = entries[i];
+    if (a.replica.empty() || a.http) continue;
+    for (size_t j = i + 1; j < entries.size(); ++j) {
+      const LedgerEntry& b = entries[j];
+      if (b.replica.empty() || b.http) continue;
+      if (!any_replica && a.replica == b.replica) continue;
+      if (a.arrived < end(b) && b.arrived < end(a)) {
+        out.push_back(absl::StrCat(
+            a.gid, ": ", a.op, " of branch ", a.branch_id, " from ", a.replica,
+            " (#", a.seq, ") and ", b.op, " of branch ", b.branch_id, " from ",
+            b.replica, " (#", b.seq, ") were in flight at once"));
+      }
+    }
   }
   return out;
 }

@@ -29,8 +29,11 @@
 //     for any other. An action of such a gid is a violation: a message whose
 //     check said "rolled back" must never be delivered;
 //   - a workflow's resume call (dtm-trans_type "workflow", any op): OK.
-// Every call is recorded, with its arrival order, before it is answered; the
-// answer may be held back by a random delay so that kills land at many points.
+// Every call is recorded, with its arrival order and the replica that sent
+// it, before it is answered, and the moment its answer is handed back is
+// recorded too (gRPC calls), so that a test can tell which calls were in
+// flight at once; the answer may be held back by a random delay so that kills
+// land at many points.
 //
 // The same branches answer over HTTP too (HttpUrl), as DTM's HTTP branches
 // do: the op and ids from the query, the payload as the body; OK as 200,
@@ -91,7 +94,26 @@ struct LedgerEntry {
   std::string op;  // The dtm-op: "action", "compensate", "try", ...
   LedgerEffect effect = LedgerEffect::kApplied;
   grpc::StatusCode code = grpc::StatusCode::OK;  // The answer's code.
+  // The dtmd replica that sent the call: its "dtmd-replica" metadata (HTTP:
+  // header); empty when absent (a client's own call, such as a tcc try).
+  std::string replica;
+  bool http = false;  // Came over HTTP.
+  // When the call arrived and when its answer was handed back, as positions
+  // in one sequence of the ledger's events (arrivals and replies): two calls
+  // were in flight at once iff each arrived before the other's reply.
+  // `replied` is -1 while no answer was handed back, and always for HTTP
+  // calls (whose replies are not tracked).
+  int64_t arrived = -1;
+  int64_t replied = -1;
 };
+
+// The pairs of `entries` (the calls of one gid) that were in flight at the
+// same time: sent by two different replicas, or with `any_replica` by any
+// (a sequential saga's calls never overlap). Calls without a replica and
+// HTTP calls are left out; a call not answered yet counts as in flight. One
+// line per pair.
+std::vector<std::string> OverlappingCalls(
+    const std::vector<LedgerEntry>& entries, bool any_replica);
 
 class LedgerBranchServer {
  public:
@@ -173,7 +195,7 @@ class LedgerBranchServer {
   };
 
   // Books the call and chooses its answer (the responder of `server_`).
-  Answer Respond(const RecordedCall& call);
+  Answer Respond(const RecordedCall& call, bool http);
   // The effect of `call` on `book` (updated), and the answer's code and
   // message in `answer`.
   static LedgerEffect Apply(const RecordedCall& call, Book* book,
@@ -183,6 +205,8 @@ class LedgerBranchServer {
   std::mt19937 random_ ABSL_GUARDED_BY(mu_);
   Delays delays_ ABSL_GUARDED_BY(mu_);
   std::vector<LedgerEntry> entries_ ABSL_GUARDED_BY(mu_);
+  // The next position in the sequence of arrivals and replies.
+  int64_t events_ ABSL_GUARDED_BY(mu_) = 0;
   // Index into entries_ per gid, so that EntriesFor does not scan them all.
   std::map<std::string, std::vector<size_t>> by_gid_ ABSL_GUARDED_BY(mu_);
   // Key: (gid, branch_id).
