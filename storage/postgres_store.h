@@ -106,6 +106,8 @@ class PostgresStore : public Store {
   // A claim: see the comment at the top.
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override;
+  // Counts without claiming (for metrics).
+  absl::StatusOr<int64_t> CountDue(int64_t until_ms, int limit) override;
   absl::StatusOr<std::vector<FinishedTrans>> ScanFinished(
       int64_t before_ms, const std::optional<FinishedTrans>& after,
       int limit) override;

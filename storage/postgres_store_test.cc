@@ -354,6 +354,10 @@ TEST_F(PostgresStoreTest, ScanDueClaimsInNextCronOrder) {
   other->ReleaseLease("a");
   other->Flush();
   store_->Flush();
+  // Metrics count what is due without claiming it.
+  EXPECT_EQ(*store_->CountDue(1000, 10), 2);
+  EXPECT_EQ(*store_->CountDue(1000, 1), 1);
+  EXPECT_EQ(*other->CountDue(10000, 10), 3);
   EXPECT_THAT(*store_->ScanDue(1000, 10), ElementsAre("a", "p"));
   EXPECT_THAT(*store_->ScanDue(1000, 10), IsEmpty()) << "held by r1 now";
   EXPECT_THAT(*other->ScanDue(10000, 10), ElementsAre("late"));
