@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <utility>
@@ -114,6 +115,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     pg.max_queued_writes = config.store_max_queued_writes;
     pg.max_queued_bytes = config.store_max_queued_bytes;
     pg.observer = server->metrics_.get();
+    // A replica whose database does not answer for half a lease cannot keep
+    // its leases either: it answers UNAVAILABLE rather than hanging.
+    pg.answer_timeout = absl::Milliseconds(
+        std::clamp<int64_t>(config.lease_timeout_s * 500, 2000, 10000));
     if (config.lease_timeout_s <= config.request_timeout_s) {
       LOG(WARNING) << "--lease_timeout (" << config.lease_timeout_s
                    << " s) should exceed --request_timeout ("

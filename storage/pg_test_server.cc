@@ -80,6 +80,20 @@ absl::Status PgTestServer::Restart() {
   return RunScript(absl::StrCat("start ", dir_, " ", port_));
 }
 
+absl::Status PgTestServer::Freeze(bool frozen) {
+  // The postmaster's pid is the first line of postmaster.pid; its children
+  // are the backends and the server's own processes.
+  const std::string signal = frozen ? "STOP" : "CONT";
+  const std::string pid =
+      absl::StrCat("$(head -1 '", dir_, "/data/postmaster.pid')");
+  const std::string cmd = absl::StrCat("kill -", signal, " ", pid,
+                                       " && pkill -", signal, " -P ", pid);
+  if (system(cmd.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot ", signal, " PostgreSQL"));
+  }
+  return absl::OkStatus();
+}
+
 std::string PgTestServer::Dsn(const std::string& name) const {
   return absl::StrCat("postgresql://postgres@127.0.0.1:", port_, "/", name);
 }

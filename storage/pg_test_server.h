@@ -23,6 +23,9 @@ class PgTestServer {
   // the same directory and port.
   absl::Status Stop();
   absl::Status Restart();
+  // SIGSTOP (frozen) or SIGCONT every process of the server: connections
+  // stay open and nothing answers, as with a hung server.
+  absl::Status Freeze(bool frozen);
 
   // A new, empty database; returns its DSN.
   absl::StatusOr<std::string> CreateDatabase();

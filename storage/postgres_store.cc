@@ -336,6 +336,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
   }
   if (options.replica_id.empty()) options.replica_id = DefaultReplicaId();
   if (options.lease_ms < 100) options.lease_ms = 100;
+  pg::SetAnswerTimeout(options.answer_timeout);
   if (options.max_writes_per_batch < 1) options.max_writes_per_batch = 1;
   if (options.read_connections < 1) options.read_connections = 1;
   auto impl = std::make_unique<Impl>(std::move(options));

@@ -70,6 +70,10 @@ struct PostgresStoreOptions {
   // those transactions over at once rather than when the leases end. Tests
   // turn it off to behave as a process that died.
   bool release_leases_on_close = true;
+  // How long a statement's answer may take before its connection is
+  // dropped and the operation answered UNAVAILABLE (a server that is up but
+  // does not answer). Process-wide (pg::SetAnswerTimeout).
+  absl::Duration answer_timeout = absl::Seconds(10);
 };
 
 class PostgresStore : public Store {

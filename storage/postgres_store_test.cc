@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/pg_test_server.h"
+#include "storage/postgres_support.h"
 #include "storage/store_test_util.h"
 
 namespace dtmd::storage {
@@ -748,6 +749,42 @@ TEST_F(PostgresStoreTest, UnreachableDatabaseFailsOpen) {
 }
 
 // Outage: last, since it stops the shared server (and starts it again).
+// A server that keeps its connections open and answers nothing (hung, or
+// a middlebox holding them) gets UNAVAILABLE within the answer timeout:
+// nothing hangs; once it answers again, so does the store.
+TEST_F(PostgresStoreTest, ZZHungServerAnswersUnavailableInTime) {
+  PostgresStoreOptions options;
+  options.dsn = dsn_;
+  options.replica_id = "hung";
+  options.answer_timeout = absl::Seconds(1);
+  absl::StatusOr<std::unique_ptr<PostgresStore>> opened =
+      PostgresStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<PostgresStore> store = *std::move(opened);
+  // Process-wide: back to the default for the other tests.
+  struct Restore {
+    ~Restore() { pg::SetAnswerTimeout(absl::Seconds(10)); }
+  } restore;
+  ASSERT_TRUE(Create(store.get(), Submitted("before")).ok());
+  ASSERT_TRUE(server->Freeze(true).ok());
+  const absl::Time start = absl::Now();
+  absl::StatusOr<CreateResult> during =
+      Create(store.get(), Submitted("during"));
+  absl::StatusOr<TransRecord> read = store->GetTransaction("before");
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(server->Freeze(false).ok());
+  EXPECT_TRUE(absl::IsUnavailable(during.status())) << during.status();
+  EXPECT_TRUE(absl::IsUnavailable(read.status())) << read.status();
+  EXPECT_LT(took, absl::Seconds(10)) << "an answer timeout of 1 s each";
+  bool healthy = false;
+  for (int i = 0; i < 100 && !healthy; ++i) {
+    healthy = Create(store.get(), Submitted(absl::StrCat("after", i))).ok();
+    if (!healthy) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(healthy);
+  EXPECT_TRUE(store->GetTransaction("before").ok());
+}
+
 TEST_F(PostgresStoreTest, ZZOutageFailsWritesAndRecovers) {
   ASSERT_TRUE(Create(Submitted("before")).ok());
   // Writes keep coming while the server stops: each is answered (OK or

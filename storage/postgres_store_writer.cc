@@ -268,9 +268,18 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
     return s;
   }
   absl::Status first_error;
+  // A server that stops answering must not hold the writer (and every
+  // write behind it): past the deadline the connection is dropped.
+  const absl::Time deadline = absl::Now() + pg::AnswerTimeout();
+  bool timed_out = false;
   for (int index : sent) {
-    pg::Result result(PQgetResult(conn));
-    if (result == nullptr) return lost("PostgresStore: no result");
+    pg::Result result(pg::GetResult(conn, deadline, &timed_out));
+    if (result == nullptr) {
+      return lost(timed_out
+                      ? absl::StrCat("PostgresStore: no answer within ",
+                                     absl::FormatDuration(pg::AnswerTimeout()))
+                      : "PostgresStore: no result");
+    }
     const ExecStatusType status = PQresultStatus(result.get());
     if (status == PGRES_FATAL_ERROR) {
       if (!pg::Usable(conn)) {
@@ -283,16 +292,19 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
       (*results)[index] = std::move(result);
     }
     // Each statement's results end with a null.
-    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+    while (PGresult* extra = pg::GetResult(conn, deadline, &timed_out)) {
+      PQclear(extra);
+    }
+    if (timed_out) return lost("PostgresStore: no answer in time");
   }
-  pg::Result sync(PQgetResult(conn));
+  pg::Result sync(pg::GetResult(conn, deadline, &timed_out));
   if (sync == nullptr || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
     return lost("PostgresStore: pipeline sync");
   }
   if (PQexitPipelineMode(conn) != 1) return lost("PostgresStore: pipeline");
   if (!first_error.ok()) {
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-      pg::Result rollback(PQexec(conn, "ROLLBACK"));
+      pg::ExecScript(conn, "ROLLBACK", "PostgresStore: rollback").IgnoreError();
     }
     if (!pg::Usable(conn)) *connection_lost = true;
     return first_error;

@@ -1,7 +1,11 @@
 #include "storage/postgres_support.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <utility>
 
@@ -140,11 +144,63 @@ absl::Status ErrorOf(PGconn* conn, const PGresult* result,
   return absl::UnknownError(text);
 }
 
+namespace {
+std::atomic<int64_t> answer_timeout_ms{10000};
+}  // namespace
+
+void SetAnswerTimeout(absl::Duration timeout) {
+  answer_timeout_ms.store(
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)));
+}
+
+absl::Duration AnswerTimeout() {
+  return absl::Milliseconds(answer_timeout_ms.load());
+}
+
+PGresult* GetResult(PGconn* conn, absl::Time deadline, bool* timed_out) {
+  if (timed_out != nullptr) *timed_out = false;
+  while (Usable(conn) && PQisBusy(conn)) {
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left <= 0) {
+      // No answer in time: the connection is given up, so that nothing
+      // waits on it again (libpq then reports it broken).
+      LOG(WARNING) << "PostgreSQL: no answer within "
+                   << absl::FormatDuration(AnswerTimeout())
+                   << ", dropping the connection";
+      shutdown(PQsocket(conn), SHUT_RDWR);
+      PQconsumeInput(conn);
+      if (timed_out != nullptr) *timed_out = true;
+      return nullptr;
+    }
+    pollfd fd{PQsocket(conn), POLLIN, 0};
+    if (fd.fd < 0) break;
+    const int ready =
+        poll(&fd, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready > 0 && PQconsumeInput(conn) == 0) break;
+  }
+  return PQgetResult(conn);
+}
+
 absl::StatusOr<Result> Exec(PGconn* conn, const char* sql, const Params& params,
                             absl::string_view what) {
-  Result result(PQexecParams(conn, sql, params.size(), nullptr, params.values(),
-                             params.lengths(), params.formats(),
-                             /*resultFormat=*/0));
+  if (PQsendQueryParams(conn, sql, params.size(), nullptr, params.values(),
+                        params.lengths(), params.formats(),
+                        /*resultFormat=*/0) != 1) {
+    return ErrorOf(conn, nullptr, what);
+  }
+  const absl::Time deadline = absl::Now() + AnswerTimeout();
+  Result result;
+  bool timed_out = false;
+  // One statement: its result, then nullptr.
+  while (PGresult* next = GetResult(conn, deadline, &timed_out)) {
+    result.reset(next);
+  }
+  if (timed_out) {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": no answer from PostgreSQL within ",
+        absl::FormatDuration(AnswerTimeout()), "; connection dropped"));
+  }
   const ExecStatusType status =
       result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -154,13 +210,28 @@ absl::StatusOr<Result> Exec(PGconn* conn, const char* sql, const Params& params,
 }
 
 absl::Status ExecScript(PGconn* conn, const char* sql, absl::string_view what) {
-  Result result(PQexec(conn, sql));
-  const ExecStatusType status =
-      result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result.get());
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-    return ErrorOf(conn, result.get(), what);
+  if (PQsendQuery(conn, sql) != 1) return ErrorOf(conn, nullptr, what);
+  const absl::Time deadline = absl::Now() + AnswerTimeout();
+  absl::Status first_error;
+  bool any = false;
+  bool timed_out = false;
+  // A result per statement; the first failure stops the script.
+  while (PGresult* next = GetResult(conn, deadline, &timed_out)) {
+    Result result(next);
+    any = true;
+    const ExecStatusType status = PQresultStatus(result.get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
+        first_error.ok()) {
+      first_error = ErrorOf(conn, result.get(), what);
+    }
   }
-  return absl::OkStatus();
+  if (timed_out) {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": no answer from PostgreSQL within ",
+        absl::FormatDuration(AnswerTimeout()), "; connection dropped"));
+  }
+  if (!any) return ErrorOf(conn, nullptr, what);
+  return first_error;
 }
 
 std::string GetText(const PGresult* result, int row, int column) {

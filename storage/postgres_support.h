@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace dtmd::storage::pg {
 
@@ -66,6 +67,20 @@ bool Usable(PGconn* conn);
 // server that shut down has closed the socket): finds a connection broken
 // by a restart before a statement is sent on it.
 bool CheckAlive(PGconn* conn);
+
+// How long a statement's answer may take before the connection is given up
+// (shut down: Usable() turns false, the caller reconnects) and the
+// statement answered UNAVAILABLE: a server that is up but does not answer
+// (hung, or a connection a middlebox keeps open) must not hang dtmd.
+// Process-wide; 10 s until set.
+void SetAnswerTimeout(absl::Duration timeout);
+absl::Duration AnswerTimeout();
+
+// PQgetResult that waits at most until `deadline` for the result. nullptr
+// when there is none (as PQgetResult), or when the deadline passed: then
+// the connection is shut down and *timed_out (if given) set.
+PGresult* GetResult(PGconn* conn, absl::Time deadline,
+                    bool* timed_out = nullptr);
 
 // Runs one statement (no pipeline) and returns its result when it
 // succeeded (PGRES_COMMAND_OK or PGRES_TUPLES_OK); the error otherwise
