@@ -53,7 +53,7 @@ struct Answer {
   // If set, called once, on a gRPC thread, right before the reply (or the
   // cancellation's end) is handed to gRPC: the client cannot have seen the
   // answer before it runs.
-  std::function<void()> on_reply;
+  std::function<void()> on_reply = nullptr;
 };
 
 // One call as the server saw it, recorded when the request arrived.
