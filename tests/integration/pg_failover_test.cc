@@ -237,6 +237,7 @@ class TcpProxy {
         bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
             0 ||
         listen(listen_fd_, 64) != 0 ||
+        fcntl(listen_fd_, F_SETFL, O_NONBLOCK) != 0 ||
         getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) !=
             0) {
       return absl::UnavailableError("proxy: cannot listen");
@@ -256,17 +257,21 @@ class TcpProxy {
     std::string pending[2];  // pending[i]: read from fd[i], for fd[1 - i].
   };
 
+  // A non-blocking connection to the upstream, perhaps still connecting
+  // (a failure shows as an error on its first read or write).
   int ConnectUpstream() const {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
-    if (fd >= 0 &&
-        connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ||
+        errno == EINPROGRESS) {
       return fd;
     }
-    if (fd >= 0) close(fd);
+    close(fd);
     return -1;
   }
 
@@ -287,14 +292,13 @@ class TcpProxy {
       }
       if (poll(fds.data(), fds.size(), 20) <= 0) continue;
       if (fds[0].revents & POLLIN) {
-        const int client = accept(listen_fd_, nullptr, nullptr);
-        if (client >= 0) {
+        // Non-blocking: nothing here may hold the loop up.
+        for (int client; (client = accept4(listen_fd_, nullptr, nullptr,
+                                           SOCK_NONBLOCK)) >= 0;) {
           const int upstream = ConnectUpstream();
           if (upstream < 0) {
             close(client);
           } else {
-            fcntl(client, F_SETFL, O_NONBLOCK);
-            fcntl(upstream, F_SETFL, O_NONBLOCK);
             pairs_.push_back({{client, upstream}, {}});
           }
         }
