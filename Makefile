@@ -11,7 +11,7 @@ CTEST_FLAGS ?= --output-on-failure --timeout 600
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps configure build run test test-release test-asan format format-check clean quickstart bench
+.PHONY: deps configure build run test test-release test-asan format format-check clean quickstart bench bench-postgres
 
 deps:
 	@scripts/deps.sh
@@ -34,6 +34,12 @@ BENCH_TARGETS = dtmd dtmd-bench dtmd-relay dtmd-storage-probe dtmd-preload dtmd_
 bench: deps $(BUILD_DIR)/build.ninja
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target $(BENCH_TARGETS)
 	@tests/bench/run_bench.sh $(BUILD_DIR)
+
+# dtmd on RocksDB, one and three replicas on PostgreSQL and (with DTM=binary
+# or DTM_SRC=sources) DTM on PostgreSQL, in one run; see README "Performance".
+bench-postgres: deps $(BUILD_DIR)/build.ninja
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target dtmd dtmd-bench
+	@tests/bench/postgres_bench.sh $(BUILD_DIR)
 
 # README's configuration table, regenerated from dtmd's flags.
 .PHONY: config-reference

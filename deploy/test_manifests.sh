@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# make test-deploy, part 1: renders deploy/k8s with kustomize and validates
-# every object against the Kubernetes JSON schemas, offline (the PyPI package
-# kubernetes-validate carries them). Then checks what the schemas cannot: the
-# objects we expect are all there, the probes ask the gRPC port, and every
-# dtmd flag and environment variable named is one of dtmd's settings
-# (dtmd --print_config_reference).
+# make test-deploy, part 1: renders both variants, deploy/k8s (the embedded
+# store) and deploy/k8s/postgres (replicas on a shared PostgreSQL), with
+# kustomize and validates every object against the Kubernetes JSON schemas,
+# offline (the PyPI package kubernetes-validate carries them). Then checks
+# what the schemas cannot (check_objects.py): the objects we expect are all
+# there, the probes ask the gRPC port, and every dtmd flag and environment
+# variable named is one of dtmd's settings (dtmd --print_config_reference).
 #
 # Usage: deploy/test_manifests.sh BUILD_DIR
 set -euo pipefail
@@ -46,8 +47,12 @@ if [ "$(cat "$venv/pins" 2>/dev/null)" != "kubernetes-validate==$KUBERNETES_VALI
   echo "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" > "$venv/pins"
 fi
 
-rendered="$out/rendered.yaml"
-"${render[@]}" "$repo/deploy/k8s" > "$rendered"
+# Each variant: the kustomization's directory and its rendered file.
+declare -A variants=([k8s]="$out/rendered.yaml" [k8s/postgres]="$out/rendered-postgres.yaml")
+for dir in "${!variants[@]}"; do
+  "${render[@]}" "$repo/deploy/$dir" > "${variants[$dir]}"
+done
+rendered=${variants[k8s]}
 
 passed=0
 failed=0
@@ -63,9 +68,11 @@ check() {  # check NAME COMMAND...: runs COMMAND, counts and reports it.
   fi
 }
 
-for k in "${KUBERNETES_VERSIONS[@]}"; do
-  check "schemas of Kubernetes $k (strict)" \
-    "$venv/bin/kubernetes-validate" --strict --quiet -k "$k" "$rendered"
+for dir in k8s k8s/postgres; do
+  for k in "${KUBERNETES_VERSIONS[@]}"; do
+    check "deploy/$dir: schemas of Kubernetes $k (strict)" \
+      "$venv/bin/kubernetes-validate" --strict --quiet -k "$k" "${variants[$dir]}"
+  done
 done
 
 # The validator must see a broken object: the same manifests with an unknown
@@ -76,8 +83,10 @@ check "a misspelt field is rejected" \
   "${KUBERNETES_VERSIONS[-1]}" "$out/broken.yaml"
 check "the broken copy differs" bash -c '! cmp -s "$1" "$2"' _ "$rendered" "$out/broken.yaml"
 
-check "objects, probes, flags and variables" \
-  "$venv/bin/python" "$repo/deploy/check_objects.py" "$rendered" "$build/server/dtmd"
+for dir in k8s k8s/postgres; do
+  check "deploy/$dir: objects, probes, flags and variables" \
+    "$venv/bin/python" "$repo/deploy/check_objects.py" "${variants[$dir]}" "$build/server/dtmd"
+done
 
 echo "deploy-manifests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

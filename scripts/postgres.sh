@@ -8,6 +8,9 @@
 # The server trusts local connections for user `postgres`, database
 # `postgres`: DSN postgresql://postgres@127.0.0.1:PORT/postgres. As root the
 # server runs as the `postgres` user (PostgreSQL refuses to run as root).
+# Tests run it with fsync off (fast, not crash-safe); PG_FSYNC=on keeps
+# PostgreSQL's default, for benchmarks. Extra server settings: PG_OPTIONS
+# (e.g. "-c max_connections=200").
 set -euo pipefail
 
 pg_bin() {
@@ -45,7 +48,7 @@ case "$cmd" in
         -E UTF8 >"$dir/initdb.log" 2>&1
     fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=${PG_FSYNC:-off} ${PG_OPTIONS:-}" \
       start >/dev/null
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;

@@ -325,7 +325,7 @@ TEST_F(EngineTest, ACommandGivesUpOnALeaseThatStaysTaken) {
 // A replica whose lease is lost calls no branch.
 TEST_F(EngineTest, ALostLeaseStopsBranchCalls) {
   engine_->Start();
-  hooked_->LoseLease("lost", /*checks=*/1);  // lost after the runner's load.
+  hooked_->LoseLeaseAfterAcquire("lost");
   ASSERT_TRUE(Call([&](ReplyCallback done) {
                 engine_->Submit(Saga("lost", storage::kStatusSubmitted),
                                 /*wait_result=*/false, std::move(done));

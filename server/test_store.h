@@ -182,11 +182,17 @@ class HookedStore : public storage::Store {
                        elsewhere_.end());
     }
   }
-  // CheckLease of gid answers OK `checks` more times, then ABORTED until
-  // the lease is acquired again (after a check has failed).
-  void LoseLease(const std::string& gid, int checks = 0) {
+  // The lease of gid runs out now: CheckLease answers ABORTED until an
+  // AcquireLease takes it again.
+  void LoseLease(const std::string& gid) {
     absl::MutexLock lock(&mu_);
-    lost_[gid] = Loss{checks, false};
+    lost_[gid] = Loss::kLost;
+  }
+  // The next AcquireLease of gid succeeds, and the lease is lost right
+  // after it: CheckLease answers ABORTED from then on.
+  void LoseLeaseAfterAcquire(const std::string& gid) {
+    absl::MutexLock lock(&mu_);
+    lost_[gid] = Loss::kAfterAcquire;
   }
   int releases(const std::string& gid) {
     absl::MutexLock lock(&mu_);
@@ -201,17 +207,19 @@ class HookedStore : public storage::Store {
         elsewhere_.end()) {
       return absl::AbortedError("held by replica other");
     }
-    if (auto it = lost_.find(std::string(gid));
-        it != lost_.end() && it->second.failed) {
-      lost_.erase(it);
+    if (auto it = lost_.find(std::string(gid)); it != lost_.end()) {
+      if (it->second == Loss::kAfterAcquire) {
+        it->second = Loss::kLost;
+      } else {
+        lost_.erase(it);
+      }
     }
     return absl::OkStatus();
   }
   absl::Status CheckLease(absl::string_view gid) override {
     absl::MutexLock lock(&mu_);
     auto it = lost_.find(std::string(gid));
-    if (it != lost_.end() && it->second.checks-- <= 0) {
-      it->second.failed = true;
+    if (it != lost_.end() && it->second == Loss::kLost) {
       return absl::AbortedError("lease lost");
     }
     return absl::OkStatus();
@@ -245,10 +253,7 @@ class HookedStore : public storage::Store {
   std::vector<std::function<void()>> held_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> acquires_{0};
   std::vector<std::string> elsewhere_ ABSL_GUARDED_BY(mu_);
-  struct Loss {
-    int checks;   // OK answers left.
-    bool failed;  // a check has failed: an acquisition ends the loss.
-  };
+  enum class Loss { kLost, kAfterAcquire };
   std::map<std::string, Loss> lost_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> released_ ABSL_GUARDED_BY(mu_);
 };

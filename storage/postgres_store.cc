@@ -138,6 +138,52 @@ constexpr char kReleaseSql[] = R"sql(
 UPDATE dtmd_trans SET owner = NULL, lease_until_ms = 0
 WHERE gid = $1::text AND owner = $2::text AND epoch = $3::bigint)sql";
 
+}  // namespace
+
+const char* PostgresStore::Impl::WriteSql(Op::Kind kind) {
+  switch (kind) {
+    case Op::Kind::kCreate:
+      return kCreateSql;
+    case Op::Kind::kUpdate:
+      return kUpdateSql;
+    case Op::Kind::kPutBranches:
+      return kPutBranchesSql;
+    case Op::Kind::kAppend:
+      return kAppendSql;
+    case Op::Kind::kSubscribe:
+      return kSubscribeSql;
+    case Op::Kind::kUnsubscribe:
+      return kUnsubscribeSql;
+    case Op::Kind::kDeleteTopic:
+      return kDeleteTopicSql;
+    case Op::Kind::kDeleteFinished:
+      return kDeleteFinishedSql;
+    case Op::Kind::kRelease:
+      return kReleaseSql;
+  }
+  return "";
+}
+
+std::string PostgresStore::Impl::StatementName(Op::Kind kind) {
+  return absl::StrCat("dtmd_write_", static_cast<int>(kind));
+}
+
+absl::Status PostgresStore::Impl::PrepareWrites(PGconn* conn) {
+  for (int kind = 0; kind <= static_cast<int>(Op::Kind::kRelease); ++kind) {
+    const Op::Kind k = static_cast<Op::Kind>(kind);
+    pg::Result result(
+        PQprepare(conn, StatementName(k).c_str(), WriteSql(k), 0, nullptr));
+    if (result == nullptr || PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      return pg::ErrorOf(
+          conn, result.get(),
+          absl::StrCat("PostgresStore: prepare ", StatementName(k)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
 // The finish-time column: set for final records only.
 int64_t FinishColumn(const TransRecord& trans) {
   return IsFinalStatus(trans.status()) ? FinishedTime(trans) : 0;
@@ -330,7 +376,6 @@ void PostgresStore::CreateTransaction(TransRecord trans,
       op.provisional_lease =
           impl_->AddCreateLease(op.gid, std::chrono::steady_clock::now());
     }
-    op.sql = kCreateSql;
     op.params.Text(op.gid)
         .Text(trans.status())
         .Text(trans.trans_type())
@@ -367,7 +412,6 @@ void PostgresStore::UpdateTransaction(TransRecord trans,
   }
   if (op.rejected.ok()) {
     op.epoch = *epoch;
-    op.sql = kUpdateSql;
     op.params.Text(op.gid)
         .Text(op.expected_status)
         .Text(trans.status())
@@ -400,7 +444,6 @@ void PostgresStore::PutBranches(std::string gid,
   }
   if (op.rejected.ok()) {
     op.epoch = *epoch;
-    op.sql = kPutBranchesSql;
     op.params.Text(op.gid).Text(impl_->options().replica_id).Int(op.epoch);
     AddBranchStates(branches, &op.params);
   }
@@ -424,7 +467,6 @@ void PostgresStore::AppendBranches(std::string gid, std::string expected_status,
   }
   if (op.rejected.ok()) {
     op.epoch = *epoch;
-    op.sql = kAppendSql;
     op.params.Text(op.gid)
         .Text(op.expected_status)
         .Text(impl_->options().replica_id)
@@ -445,7 +487,6 @@ void PostgresStore::Subscribe(std::string topic, std::string url,
   } else if (url.empty()) {
     op.rejected = absl::InvalidArgumentError("url: must not be empty");
   } else {
-    op.sql = kSubscribeSql;
     op.params.Text(topic).Text(url).Text(std::move(remark));
     op.gid = std::move(topic);  // for the answer's message
     op.expected_status = std::move(url);
@@ -464,7 +505,6 @@ void PostgresStore::Unsubscribe(std::string topic, std::string url,
   } else if (url.empty()) {
     op.rejected = absl::InvalidArgumentError("url: must not be empty");
   } else {
-    op.sql = kUnsubscribeSql;
     op.params.Text(topic).Text(url);
     op.gid = std::move(topic);
     op.expected_status = std::move(url);
@@ -480,7 +520,6 @@ void PostgresStore::DeleteTopic(std::string topic, StatusCallback done) {
   if (topic.empty()) {
     op.rejected = absl::InvalidArgumentError("topic: must not be empty");
   } else {
-    op.sql = kDeleteTopicSql;
     op.params.Text(topic);
     op.gid = std::move(topic);
   }
@@ -500,7 +539,6 @@ void PostgresStore::DeleteFinished(std::vector<FinishedTrans> finished,
     gids.push_back(std::move(entry.gid));
     times.push_back(entry.finish_time_ms);
   }
-  op.sql = kDeleteFinishedSql;
   op.params.Text(pg::TextArray(gids)).Text(pg::IntArray(times));
   impl_->Enqueue(std::move(op));
 }
@@ -525,7 +563,6 @@ void PostgresStore::Impl::ReleaseLease(absl::string_view gid) {
   op.durability = Durability::kNoSync;
   op.gid = std::string(gid);
   op.epoch = epoch;
-  op.sql = kReleaseSql;
   op.params.Text(op.gid).Text(options_.replica_id).Int(epoch);
   Enqueue(std::move(op));
 }

@@ -66,6 +66,10 @@ struct PostgresStoreOptions {
   // How long Open keeps trying to connect.
   absl::Duration connect_timeout = absl::Seconds(30);
   int read_connections = 4;
+  // At close, give every lease still held up, so that other replicas take
+  // those transactions over at once rather than when the leases end. Tests
+  // turn it off to behave as a process that died.
+  bool release_leases_on_close = true;
 };
 
 class PostgresStore : public Store {
@@ -76,7 +80,8 @@ class PostgresStore : public Store {
   static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(
       PostgresStoreOptions options);
 
-  // Completes the queued writes, then closes the connections.
+  // Completes the queued writes, gives the leases up (see
+  // release_leases_on_close), then closes the connections.
   ~PostgresStore() override;
 
   PostgresStore(const PostgresStore&) = delete;
@@ -101,6 +106,8 @@ class PostgresStore : public Store {
   // A claim: see the comment at the top.
   absl::StatusOr<std::vector<std::string>> ScanDue(int64_t until_ms,
                                                    int limit) override;
+  // Counts without claiming (for metrics).
+  absl::StatusOr<int64_t> CountDue(int64_t until_ms, int limit) override;
   absl::StatusOr<std::vector<FinishedTrans>> ScanFinished(
       int64_t before_ms, const std::optional<FinishedTrans>& after,
       int limit) override;
@@ -135,9 +142,8 @@ class PostgresStore : public Store {
   };
   Stats GetStats() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit PostgresStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

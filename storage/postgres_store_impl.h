@@ -59,7 +59,6 @@ class PostgresStore::Impl {
     // Answered so, in order, without running (queue full, lease not held,
     // bad argument).
     absl::Status rejected;
-    const char* sql = nullptr;
     pg::Params params;
     std::string gid;
     std::string expected_status;
@@ -72,6 +71,12 @@ class PostgresStore::Impl {
     StatusCallback status_done;
     DeleteCallback delete_done;
   };
+
+  // Each kind's statement, prepared on the writer's connection under
+  // StatementName(kind).
+  static const char* WriteSql(Op::Kind kind);
+  static std::string StatementName(Op::Kind kind);
+  static absl::Status PrepareWrites(PGconn* conn);
 
   // Start-up: connects the writer, migrates, starts the threads.
   absl::Status Start();
@@ -121,11 +126,15 @@ class PostgresStore::Impl {
                            bool* connection_lost);
   void Answer(Op& op, absl::Status status, const PGresult* result);
   void Disconnected(const absl::Status& why);
+  // At close: gives every held lease up (one statement).
+  void ReleaseAll();
   bool TryReconnect();
 
   // Renewal.
   void RenewLoop();
-  void RenewOnce();
+  // OK, or why the renewal failed (ABORTED: it gave up waiting for a row
+  // lock, and is retried soon; nothing is dropped then).
+  absl::Status RenewOnce();
 
   // Read pool.
   absl::StatusOr<pg::Conn> TakeReadConn(bool* fresh);
@@ -160,6 +169,10 @@ class PostgresStore::Impl {
 
   std::thread writer_;
   std::thread renewer_;
+  // The renewal thread's own connection, with a short lock_timeout: it gives
+  // way to a write batch that holds a row it renews (instead of both
+  // waiting for the deadlock detector).
+  pg::Conn renew_conn_;
 };
 
 template <typename Fn>

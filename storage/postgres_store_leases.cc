@@ -39,12 +39,27 @@ FROM (SELECT gid FROM dtmd_trans
 WHERE t.gid = d.gid
 RETURNING t.gid, t.epoch, t.next_cron_time_ms)sql";
 
+// Renews the leases this replica holds without waiting for a row lock: a
+// row a write batch holds locked is skipped (SKIP LOCKED) and reported as
+// still held (a plain read does not wait), to be renewed a moment later.
+// Waiting instead could deadlock with the batch, which locks its rows in
+// the order of its writes.
 constexpr char kRenewSql[] = R"sql(
-UPDATE dtmd_trans t
-SET lease_until_ms = dtmd_now_ms() + $4::bigint
-FROM unnest($1::text[], $2::bigint[]) AS v(gid, epoch)
-WHERE t.gid = v.gid AND t.owner = $3::text AND t.epoch = v.epoch
-RETURNING t.gid)sql";
+WITH v AS (
+  SELECT * FROM unnest($1::text[], $2::bigint[]) AS v(gid, epoch)),
+locked AS (
+  SELECT t.gid FROM dtmd_trans t JOIN v ON t.gid = v.gid AND t.epoch = v.epoch
+  WHERE t.owner = $3::text
+  FOR UPDATE OF t SKIP LOCKED),
+renewed AS (
+  UPDATE dtmd_trans t SET lease_until_ms = dtmd_now_ms() + $4::bigint
+  FROM locked l WHERE t.gid = l.gid
+  RETURNING t.gid)
+SELECT v.gid, r.gid IS NOT NULL,
+       EXISTS (SELECT 1 FROM dtmd_trans t
+               WHERE t.gid = v.gid AND t.owner = $3::text
+                 AND t.epoch = v.epoch)
+FROM v LEFT JOIN renewed r ON r.gid = v.gid)sql";
 
 }  // namespace
 
@@ -173,18 +188,25 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::Impl::ClaimDue(
 void PostgresStore::Impl::RenewLoop() {
   const absl::Duration period =
       absl::Milliseconds(std::max<int64_t>(options_.lease_ms / 4, 10));
+  absl::Duration wait = period;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]()
                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), period)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), wait)) break;
     }
-    RenewOnce();
+    absl::Status s = RenewOnce();
+    wait = absl::IsAborted(s) ? absl::Milliseconds(20) : period;
+    if (!s.ok() && !absl::IsAborted(s)) {
+      LOG_EVERY_N(WARNING, 20)
+          << "PostgresStore: lease renewal failed: " << s.message();
+    }
   }
+  renew_conn_.reset();
 }
 
-void PostgresStore::Impl::RenewOnce() {
+absl::Status PostgresStore::Impl::RenewOnce() {
   std::vector<std::string> gids;
   std::vector<int64_t> epochs;
   {
@@ -195,28 +217,40 @@ void PostgresStore::Impl::RenewOnce() {
       epochs.push_back(lease.epoch);
     }
   }
-  if (gids.empty()) return;
-  const SteadyTime sent = std::chrono::steady_clock::now();
-  absl::flat_hash_set<std::string> renewed;
-  absl::Status s = WithReadConn([&](PGconn* conn) -> absl::Status {
-    pg::Params params;
-    params.Text(pg::TextArray(gids))
-        .Text(pg::IntArray(epochs))
-        .Text(options_.replica_id)
-        .Int(options_.lease_ms);
-    absl::StatusOr<pg::Result> result =
-        pg::Exec(conn, kRenewSql, params, "PostgresStore: renew leases");
-    if (!result.ok()) return result.status();
-    renewed.clear();
-    for (int row = 0; row < PQntuples(result->get()); ++row) {
-      renewed.insert(pg::GetText(result->get(), row, 0));
+  if (gids.empty()) return absl::OkStatus();
+  if (renew_conn_ == nullptr || !pg::CheckAlive(renew_conn_.get())) {
+    renew_conn_.reset();
+    absl::StatusOr<pg::Conn> conn = pg::Connect(options_.dsn, 5);
+    if (!conn.ok()) return conn.status();
+    if (absl::Status s =
+            pg::ExecScript(conn->get(), "SET lock_timeout = '200ms'",
+                           "PostgresStore: lock_timeout");
+        !s.ok()) {
+      return s;
     }
-    return absl::OkStatus();
-  });
-  if (!s.ok()) {
-    LOG_EVERY_N(WARNING, 20) << "PostgresStore: lease renewal failed ("
-                             << gids.size() << " leases): " << s.message();
-    return;
+    renew_conn_ = *std::move(conn);
+  }
+  const SteadyTime sent = std::chrono::steady_clock::now();
+  pg::Params params;
+  params.Text(pg::TextArray(gids))
+      .Text(pg::IntArray(epochs))
+      .Text(options_.replica_id)
+      .Int(options_.lease_ms);
+  absl::StatusOr<pg::Result> result = pg::Exec(
+      renew_conn_.get(), kRenewSql, params, "PostgresStore: renew leases");
+  if (!result.ok()) {
+    if (!pg::Usable(renew_conn_.get())) renew_conn_.reset();
+    return result.status();
+  }
+  absl::flat_hash_set<std::string> renewed;
+  absl::flat_hash_set<std::string> busy;  // locked by a write: held still.
+  for (int row = 0; row < PQntuples(result->get()); ++row) {
+    const std::string gid = pg::GetText(result->get(), row, 0);
+    if (pg::GetText(result->get(), row, 1) == "t") {
+      renewed.insert(gid);
+    } else if (pg::GetText(result->get(), row, 2) == "t") {
+      busy.insert(gid);
+    }
   }
   absl::MutexLock lock(&lease_mu_);
   for (size_t i = 0; i < gids.size(); ++i) {
@@ -227,11 +261,17 @@ void PostgresStore::Impl::RenewOnce() {
     }
     if (renewed.contains(gids[i])) {
       it->second.valid_until = LocalExpiry(sent);
-    } else {
+    } else if (!busy.contains(gids[i])) {
       LOG(WARNING) << "PostgresStore: lease of " << gids[i] << " lost";
       leases_.erase(it);
     }
   }
+  if (!busy.empty()) {
+    // Renewed a moment later, once the write is over.
+    return absl::AbortedError(absl::StrCat(
+        busy.size(), " leases were locked by a write; renewing them again"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dtmd::storage

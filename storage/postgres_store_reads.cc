@@ -167,6 +167,28 @@ absl::StatusOr<TransPage> PostgresStore::ListTransactions(
   return page;
 }
 
+absl::StatusOr<int64_t> PostgresStore::CountDue(int64_t until_ms, int limit) {
+  int64_t count = 0;
+  if (limit <= 0) return count;
+  absl::Status s = impl_->WithReadConn([&](PGconn* conn) -> absl::Status {
+    pg::Params params;
+    params.Int(until_ms).Int(limit);
+    // The claim's condition on status and time, whoever holds the lease: a
+    // count for metrics, which must never take a lease.
+    absl::StatusOr<pg::Result> result =
+        pg::Exec(conn,
+                 "SELECT count(*) FROM (SELECT 1 FROM dtmd_trans "
+                 "WHERE status NOT IN ('succeed', 'failed') "
+                 "AND next_cron_time_ms <= $1::bigint LIMIT $2::bigint) d",
+                 params, "PostgresStore: count due");
+    if (!result.ok()) return result.status();
+    count = pg::GetInt(result->get(), 0, 0);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return count;
+}
+
 absl::StatusOr<std::vector<FinishedTrans>> PostgresStore::ScanFinished(
     int64_t before_ms, const std::optional<FinishedTrans>& after, int limit) {
   std::vector<FinishedTrans> found;

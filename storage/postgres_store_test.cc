@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -74,8 +75,10 @@ class PostgresStoreTest : public ::testing::Test {
 
   std::unique_ptr<PostgresStore> OpenStore(const std::string& replica,
                                            int64_t lease_ms = 10000,
-                                           WriteObserver* observer = nullptr) {
+                                           WriteObserver* observer = nullptr,
+                                           bool release_on_close = true) {
     PostgresStoreOptions options;
+    options.release_leases_on_close = release_on_close;
     options.dsn = dsn_;
     options.replica_id = replica;
     options.lease_ms = lease_ms;
@@ -351,6 +354,10 @@ TEST_F(PostgresStoreTest, ScanDueClaimsInNextCronOrder) {
   other->ReleaseLease("a");
   other->Flush();
   store_->Flush();
+  // Metrics count what is due without claiming it.
+  EXPECT_EQ(*store_->CountDue(1000, 10), 2);
+  EXPECT_EQ(*store_->CountDue(1000, 1), 1);
+  EXPECT_EQ(*other->CountDue(10000, 10), 3);
   EXPECT_THAT(*store_->ScanDue(1000, 10), ElementsAre("a", "p"));
   EXPECT_THAT(*store_->ScanDue(1000, 10), IsEmpty()) << "held by r1 now";
   EXPECT_THAT(*other->ScanDue(10000, 10), ElementsAre("late"));
@@ -424,7 +431,7 @@ TEST_F(PostgresStoreTest, GroupCommitFromManyThreads) {
   CountingObserver observer;
   store_.reset();
   store_ = OpenStore("r1", 10000, &observer);
-  constexpr int kThreads = 4, kPerThread = 200;
+  constexpr int kThreads = 4, kPerThread = 500;
   std::atomic<int> failed{0}, done{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -466,6 +473,75 @@ TEST_F(PostgresStoreTest, CallbacksRunInIssueOrder) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
 }
 
+TEST_F(PostgresStoreTest, FullQueueAnswersResourceExhaustedInOrder) {
+  store_.reset();
+  PostgresStoreOptions options;
+  options.dsn = dsn_;
+  options.replica_id = "r1";
+  options.max_queued_writes = 2;
+  absl::StatusOr<std::unique_ptr<PostgresStore>> opened =
+      PostgresStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = *std::move(opened);
+  // A write refused at once (no lease) whose callback holds the writer.
+  absl::Notification paused, release;
+  store_->AppendBranches("pause", kStatusPrepared, {}, Durability::kNoSync,
+                         [&](absl::Status) {
+                           paused.Notify();
+                           release.WaitForNotification();
+                         });
+  paused.WaitForNotification();
+  std::vector<absl::Status> results(3);
+  std::vector<int> order;
+  absl::Mutex mu;
+  for (int i = 0; i < 3; ++i) {
+    store_->CreateTransaction(Submitted(absl::StrCat("q", i)), {},
+                              Durability::kNoSync,
+                              [&, i](absl::StatusOr<CreateResult> r) {
+                                absl::MutexLock lock(&mu);
+                                results[i] = r.status();
+                                order.push_back(i);
+                              });
+  }
+  release.Notify();
+  store_->Flush();
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_TRUE(results[1].ok()) << results[1];
+  EXPECT_TRUE(absl::IsResourceExhausted(results[2])) << results[2];
+  EXPECT_THAT(order, ElementsAre(0, 1, 2));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetTransaction("q2").status()));
+}
+
+TEST_F(PostgresStoreTest, AFailingStatementFailsAloneInItsBatch) {
+  // Invalid UTF-8 makes PostgreSQL refuse the statement; the batch it was
+  // in is redone one write at a time.
+  absl::Notification paused, release;
+  store_->AppendBranches("pause", kStatusPrepared, {}, Durability::kNoSync,
+                         [&](absl::Status) {
+                           paused.Notify();
+                           release.WaitForNotification();
+                         });
+  paused.WaitForNotification();
+  CreateWaiter good1, bad, good2;
+  TransRecord invalid = Submitted("bad");
+  invalid.set_trans_type("\xff\xfe");
+  store_->CreateTransaction(Submitted("good1"), {}, Durability::kNoSync,
+                            good1.Callback());
+  store_->CreateTransaction(invalid, {}, Durability::kNoSync, bad.Callback());
+  store_->CreateTransaction(Submitted("good2"), {}, Durability::kNoSync,
+                            good2.Callback());
+  release.Notify();
+  EXPECT_TRUE(good1.Wait().ok());
+  absl::StatusOr<CreateResult> refused = bad.Wait();
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_TRUE(good2.Wait().ok());
+  EXPECT_TRUE(store_->GetTransaction("good2").ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->GetTransaction("bad").status()));
+  EXPECT_TRUE(absl::IsAborted(store_->CheckLease("bad")))
+      << "the failed create's lease is dropped";
+  EXPECT_TRUE(store_->WriteHealth().ok());
+}
+
 // Leases between two replicas.
 
 TEST_F(PostgresStoreTest, AcquireConflictAndFencing) {
@@ -495,9 +571,8 @@ TEST_F(PostgresStoreTest, AcquireConflictAndFencing) {
 }
 
 TEST_F(PostgresStoreTest, ExpiredLeaseIsTakenOverAndTheLoserIsFenced) {
-  // r1's lease is short and it is not renewed: r1 "hangs" (its renewal
-  // thread is starved by a long lease period is not possible to pause, so
-  // the lease is stolen by making it expire in the database).
+  // As if r1 had stalled past its lease: the lease ends in the database
+  // while r1 still holds it in memory, and r2 takes it over.
   ASSERT_TRUE(Create(Submitted("g"), {Branch("01", "action")}).ok());
   std::unique_ptr<PostgresStore> other = OpenStore("r2");
   ASSERT_TRUE(PgTestServer::Exec(dsn_,
@@ -524,21 +599,52 @@ TEST_F(PostgresStoreTest, ExpiredLeaseIsTakenOverAndTheLoserIsFenced) {
 }
 
 TEST_F(PostgresStoreTest, LeaseExpiresWithoutRenewalAndIsRenewedWhileHeld) {
-  std::unique_ptr<PostgresStore> a = OpenStore("ra", 600);
+  // a closes as if it died: its leases stay until they end.
+  std::unique_ptr<PostgresStore> a = OpenStore("ra", 600, nullptr, false);
   std::unique_ptr<PostgresStore> b = OpenStore("rb", 600);
   ASSERT_TRUE(Create(a.get(), Submitted("g")).ok());
   // Renewed: still held well past lease_ms.
   absl::SleepFor(absl::Milliseconds(1500));
   EXPECT_TRUE(a->CheckLease("g").ok());
   EXPECT_TRUE(absl::IsAborted(b->AcquireLease("g")));
-  // a goes away without releasing: b takes over once the lease ends.
   a.reset();
+  EXPECT_TRUE(absl::IsAborted(b->AcquireLease("g"))) << "not ended yet";
   bool taken = false;
   for (int i = 0; i < 40 && !taken; ++i) {
     taken = b->AcquireLease("g").ok();
     if (!taken) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(taken);
+}
+
+TEST_F(PostgresStoreTest, GidsWithArraySyntaxAreRenewedAndDeleted) {
+  const std::string odd = "a\"b\\c,{d} e";
+  std::unique_ptr<PostgresStore> a = OpenStore("ra", 400);
+  ASSERT_TRUE(Create(a.get(), Submitted(odd)).ok());
+  absl::SleepFor(absl::Milliseconds(1000));
+  EXPECT_TRUE(a->CheckLease(odd).ok()) << "renewed";
+  TransRecord done = Submitted(odd);
+  done.set_status(kStatusSucceed);
+  done.set_finish_time_ms(77);
+  ASSERT_TRUE(Update(a.get(), done, kStatusSubmitted).ok());
+  std::vector<FinishedTrans> finished = *a->ScanFinished(100, std::nullopt, 10);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].gid, odd);
+  Waiter<absl::StatusOr<int64_t>> deleted;
+  a->DeleteFinished(finished, deleted.Callback());
+  absl::StatusOr<int64_t> count = deleted.Wait();
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 1);
+}
+
+TEST_F(PostgresStoreTest, ACleanCloseGivesTheLeasesUp) {
+  std::unique_ptr<PostgresStore> b = OpenStore("rb");
+  ASSERT_TRUE(Create(Submitted("g1")).ok());
+  ASSERT_TRUE(Create(Submitted("g2")).ok());
+  EXPECT_TRUE(absl::IsAborted(b->AcquireLease("g1")));
+  store_.reset();
+  EXPECT_TRUE(b->AcquireLease("g1").ok());
+  EXPECT_TRUE(b->AcquireLease("g2").ok());
 }
 
 TEST_F(PostgresStoreTest, ConcurrentClaimsAreDisjoint) {
@@ -597,6 +703,41 @@ TEST_F(PostgresStoreTest, SchemaMigrationIsIdempotentAndRefusesNewer) {
               HasSubstr(absl::StrCat(PostgresStore::SchemaVersion())));
 }
 
+TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
+  absl::StatusOr<std::string> fresh = server->CreateDatabase();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  std::vector<absl::Status> opened(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      PostgresStoreOptions options;
+      options.dsn = *fresh;
+      options.replica_id = absl::StrCat("r", i);
+      opened[i] = PostgresStore::Open(options).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : opened) EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_F(PostgresStoreTest, OpensWithAKeywordValueDsn) {
+  ASSERT_TRUE(Create(Submitted("g")).ok());
+  // postgresql://postgres@127.0.0.1:PORT/t_N as keyword=value pairs.
+  const std::string rest = dsn_.substr(dsn_.find('@') + 1);
+  const std::string host_port = rest.substr(0, rest.find('/'));
+  PostgresStoreOptions options;
+  options.dsn =
+      absl::StrCat("host=", host_port.substr(0, host_port.find(':')),
+                   " port=", host_port.substr(host_port.find(':') + 1),
+                   " user=postgres dbname=", rest.substr(rest.find('/') + 1),
+                   " connect_timeout=3");
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->GetTransaction("g").ok());
+  EXPECT_FALSE((*store)->replica_id().empty()) << "generated";
+}
+
 TEST_F(PostgresStoreTest, UnreachableDatabaseFailsOpen) {
   PostgresStoreOptions options;
   options.dsn = "postgresql://postgres@127.0.0.1:1/none";
@@ -609,11 +750,39 @@ TEST_F(PostgresStoreTest, UnreachableDatabaseFailsOpen) {
 // Outage: last, since it stops the shared server (and starts it again).
 TEST_F(PostgresStoreTest, ZZOutageFailsWritesAndRecovers) {
   ASSERT_TRUE(Create(Submitted("before")).ok());
+  // Writes keep coming while the server stops: each is answered (OK or
+  // UNAVAILABLE, never another code), none hangs.
+  std::atomic<bool> stop{false};
+  std::atomic<int> issued{0}, answered{0}, other_codes{0};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      ++issued;
+      store_->CreateTransaction(
+          Submitted(absl::StrCat("w", i)), {Branch("01", "action")},
+          Durability::kSync, [&](absl::StatusOr<CreateResult> r) {
+            if (!r.ok() && !absl::IsUnavailable(r.status())) ++other_codes;
+            ++answered;
+          });
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(100));
   ASSERT_TRUE(server->Stop().ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  stop = true;
+  writer.join();
+  store_->Flush();
+  EXPECT_EQ(answered.load(), issued.load());
+  EXPECT_EQ(other_codes.load(), 0);
+
   absl::StatusOr<CreateResult> during = Create(Submitted("during"));
   EXPECT_TRUE(absl::IsUnavailable(during.status())) << during.status();
   EXPECT_TRUE(absl::IsUnavailable(store_->WriteHealth()));
   EXPECT_TRUE(absl::IsUnavailable(store_->GetTransaction("before").status()));
+  EXPECT_TRUE(absl::IsUnavailable(store_->ScanDue(1 << 30, 10).status()));
+  EXPECT_TRUE(absl::IsUnavailable(store_->AcquireLease("unheld")));
+  EXPECT_TRUE(store_->AcquireLease("before").ok()) << "held: no I/O";
+  EXPECT_TRUE(store_->CheckLease("before").ok());
   EXPECT_TRUE(absl::IsUnavailable(Create(Submitted("again")).status()));
   ASSERT_TRUE(server->Restart().ok());
   bool healthy = false;
@@ -626,6 +795,18 @@ TEST_F(PostgresStoreTest, ZZOutageFailsWritesAndRecovers) {
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_TRUE(after->created);
   EXPECT_TRUE(store_->GetTransaction("before").ok());
+  EXPECT_TRUE(store_->GetTransaction("after").ok());
+
+  // Open waits for a server that is not up yet.
+  store_.reset();
+  ASSERT_TRUE(server->Stop().ok());
+  std::thread restart([] {
+    absl::SleepFor(absl::Milliseconds(1500));
+    ASSERT_TRUE(server->Restart().ok());
+  });
+  store_ = OpenStore("r1");
+  restart.join();
+  ASSERT_NE(store_, nullptr);
   EXPECT_TRUE(store_->GetTransaction("after").ok());
 }
 

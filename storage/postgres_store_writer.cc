@@ -37,9 +37,38 @@ PostgresStore::Impl::~Impl() {
   }
   if (writer_.joinable()) writer_.join();
   if (renewer_.joinable()) renewer_.join();
+  if (options_.release_leases_on_close) ReleaseAll();
   writer_conn_.reset();
   absl::MutexLock lock(&pool_mu_);
   idle_.clear();
+}
+
+void PostgresStore::Impl::ReleaseAll() {
+  std::vector<std::string> gids;
+  std::vector<int64_t> epochs;
+  {
+    absl::MutexLock lock(&lease_mu_);
+    for (const auto& [gid, lease] : leases_) {
+      gids.push_back(gid);
+      epochs.push_back(lease.epoch);
+    }
+    leases_.clear();
+  }
+  if (gids.empty() || !pg::CheckAlive(writer_conn_.get())) return;
+  pg::Params params;
+  params.Text(pg::TextArray(gids))
+      .Text(pg::IntArray(epochs))
+      .Text(options_.replica_id);
+  absl::StatusOr<pg::Result> released = pg::Exec(
+      writer_conn_.get(),
+      "UPDATE dtmd_trans t SET owner = NULL, lease_until_ms = 0 "
+      "FROM unnest($1::text[], $2::bigint[]) AS v(gid, epoch) "
+      "WHERE t.gid = v.gid AND t.owner = $3::text AND t.epoch = v.epoch",
+      params, "PostgresStore: release leases");
+  if (!released.ok()) {
+    LOG(WARNING) << "PostgresStore: " << released.status().message()
+                 << " (the leases expire by themselves)";
+  }
 }
 
 absl::Status PostgresStore::Impl::Start() {
@@ -65,6 +94,7 @@ absl::Status PostgresStore::Impl::Start() {
     absl::SleepFor(absl::Milliseconds(500));
   }
   if (absl::Status s = MigrateSchema(writer_conn_.get()); !s.ok()) return s;
+  if (absl::Status s = PrepareWrites(writer_conn_.get()); !s.ok()) return s;
   LOG(INFO) << "PostgresStore: connected, schema version "
             << PostgresStore::SchemaVersion() << ", replica "
             << options_.replica_id;
@@ -137,6 +167,9 @@ bool PostgresStore::Impl::TryReconnect() {
   const SteadyTime now = std::chrono::steady_clock::now();
   if (now < next_reconnect_) return false;
   absl::StatusOr<pg::Conn> conn = pg::Connect(options_.dsn, kReconnectTimeoutS);
+  if (conn.ok()) {
+    if (absl::Status s = PrepareWrites(conn->get()); !s.ok()) conn = s;
+  }
   if (!conn.ok()) {
     backoff_ = std::min(backoff_ * 2, kMaxBackoff);
     next_reconnect_ = std::chrono::steady_clock::now() + backoff_;
@@ -207,13 +240,16 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
   if (PQenterPipelineMode(conn) != 1) return lost("PostgresStore: pipeline");
   // What was sent: -1 for the transaction's own statements, else the op.
   std::vector<int> sent;
+  // `sql` is the statement itself (index -1) or the name of the op's
+  // prepared statement.
   auto send = [&](const char* sql, const pg::Params* params, int index) {
-    static const pg::Params kNone;
-    if (params == nullptr) params = &kNone;
-    if (PQsendQueryParams(conn, sql, params->size(), nullptr, params->values(),
-                          params->lengths(), params->formats(), 0) != 1) {
-      return false;
-    }
+    const int queued =
+        params == nullptr
+            ? PQsendQueryParams(conn, sql, 0, nullptr, nullptr, nullptr,
+                                nullptr, 0)
+            : PQsendQueryPrepared(conn, sql, params->size(), params->values(),
+                                  params->lengths(), params->formats(), 0);
+    if (queued != 1) return false;
     sent.push_back(index);
     return true;
   };
@@ -222,7 +258,8 @@ absl::Status PostgresStore::Impl::RunPipeline(const std::vector<Op*>& ops,
     ok = send("SET LOCAL synchronous_commit = off", nullptr, -1);
   }
   for (size_t i = 0; ok && i < ops.size(); ++i) {
-    ok = send(ops[i]->sql, &ops[i]->params, static_cast<int>(i));
+    ok = send(StatementName(ops[i]->kind).c_str(), &ops[i]->params,
+              static_cast<int>(i));
   }
   if (ok) ok = send("COMMIT", nullptr, -1);
   if (!ok || PQpipelineSync(conn) != 1) {
@@ -325,6 +362,11 @@ void PostgresStore::Impl::RunBatch(std::vector<Op>& batch) {
         } else if (lost) {
           statuses[where[j]] = Unknown(s);
           Disconnected(s);
+        } else if (absl::IsAborted(s)) {
+          // A serialization failure or deadlock: transient. ABORTED means
+          // a lost lease to the engine (and a failed transaction to a
+          // client).
+          statuses[where[j]] = absl::UnavailableError(s.message());
         } else {
           statuses[where[j]] = s;
         }
@@ -382,7 +424,7 @@ absl::Status ConditionFailed(const PGresult* result, absl::string_view gid,
     return absl::FailedPreconditionError(absl::StrCat(
         "transaction ", gid, " is ", status, ", expected ", *expected_status));
   }
-  return absl::AbortedError(
+  return absl::UnavailableError(
       absl::StrCat("transaction ", gid, " changed concurrently; retry"));
 }
 
@@ -410,7 +452,7 @@ void PostgresStore::Impl::Answer(Op& op, absl::Status status,
         answer = std::move(created);
       } else if (pg::IsNull(result, 0, 1)) {
         // Created by another replica after this statement's snapshot.
-        answer = absl::AbortedError(absl::StrCat(
+        answer = absl::UnavailableError(absl::StrCat(
             "transaction ", op.gid, " was created concurrently; retry"));
       } else {
         CreateResult existing;

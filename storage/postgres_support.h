@@ -56,7 +56,8 @@ class Params {
 };
 
 // Connects to dsn (a conninfo string or URI) once, waiting at most
-// `timeout_s` seconds. UNAVAILABLE with libpq's message on failure.
+// `timeout_s` seconds unless the DSN sets connect_timeout. UNAVAILABLE with
+// libpq's message on failure.
 absl::StatusOr<Conn> Connect(const std::string& dsn, int timeout_s);
 
 // Whether the connection is (still) usable.
@@ -76,8 +77,9 @@ absl::Status ExecScript(PGconn* conn, const char* sql, absl::string_view what);
 
 // The status of a failed statement: UNAVAILABLE when the connection broke or
 // the server cannot take it now (shutdown, out of resources), ABORTED for a
-// serialization failure or deadlock, INVALID_ARGUMENT for bad data, UNKNOWN
-// otherwise. Never INTERNAL: that code means "restart the process".
+// serialization failure, a deadlock or a lock timeout, INVALID_ARGUMENT for bad
+// data, UNKNOWN otherwise. Never INTERNAL: that code means "restart the
+// process".
 absl::Status ErrorOf(PGconn* conn, const PGresult* result,
                      absl::string_view what);
 

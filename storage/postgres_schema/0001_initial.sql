@@ -3,7 +3,7 @@
 
 -- The database's clock in milliseconds: every lease time is on it, never on
 -- a replica's clock.
-CREATE FUNCTION dtmd_now_ms() RETURNS bigint
+CREATE OR REPLACE FUNCTION dtmd_now_ms() RETURNS bigint
   LANGUAGE sql VOLATILE
   AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
 

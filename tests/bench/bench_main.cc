@@ -12,29 +12,41 @@
 // ratios dtmd/relay are printed: the figures that count on a noisy machine.
 // --relay is one case of --baseline (any second coordinator, e.g. a dtmd on
 // an empty store beside one on a full store); --baseline_name labels it.
+//
+// Replicas of one coordinator on a shared store: --target (and
+// --http_target, --target_pid) take comma-separated lists; transactions go
+// to the targets in turn and the CPU and memory figures add the processes up.
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "tests/bench/bench_branch_server.h"
 #include "tests/bench/load_driver.h"
 #include "tests/bench/shapes.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:36790", "coordinator host:port");
-ABSL_FLAG(int, target_pid, 0, "coordinator pid, for CPU and RSS figures");
+ABSL_FLAG(std::string, target, "127.0.0.1:36790",
+          "coordinator host:port; a comma-separated list: replicas sharing a "
+          "store, sent transactions in turn");
+ABSL_FLAG(std::string, target_pid, "",
+          "coordinator pid (comma-separated: of each replica), for CPU and "
+          "RSS figures");
 ABSL_FLAG(std::string, http_target, "",
-          "the coordinator's HTTP API host:port, for HTTP shapes");
+          "the coordinator's HTTP API host:port, for HTTP shapes (a list, as "
+          "--target)");
 ABSL_FLAG(std::string, relay, "", "dtmd-relay host:port to compare against");
 ABSL_FLAG(std::string, relay_http, "",
           "the relay's HTTP host:port, for HTTP shapes");
@@ -67,6 +79,21 @@ ABSL_FLAG(
     "for --duration, and add the rounds up (evens out machine drift)");
 
 namespace {
+
+std::vector<std::string> SplitList(const std::string& list) {
+  return absl::StrSplit(list, ',', absl::SkipEmpty());
+}
+
+// Pids from a comma-separated list; nullopt if one is not a number.
+std::optional<std::vector<pid_t>> ParsePids(const std::string& list) {
+  std::vector<pid_t> pids;
+  for (const std::string& item : SplitList(list)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(item, &pid)) return std::nullopt;
+    if (pid > 0) pids.push_back(pid);
+  }
+  return pids;
+}
 
 nlohmann::json ToJson(const dtmd::bench::LoadResult& r) {
   nlohmann::json errors = nlohmann::json::object();
@@ -146,13 +173,20 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const std::optional<std::vector<pid_t>> target_pids =
+      ParsePids(absl::GetFlag(FLAGS_target_pid));
+  if (!target_pids) {
+    fprintf(stderr, "bad --target_pid\n");
+    return 2;
+  }
   auto run =
-      [&](const std::string& target, const std::string& http_target, int pid,
+      [&](const std::string& targets, const std::string& http_targets,
+          const std::vector<pid_t>& pids,
           const std::string& tag) -> absl::StatusOr<dtmd::bench::LoadResult> {
     dtmd::bench::LoadOptions o = options;
-    o.target = target;
-    o.http_target = http_target;
-    o.target_pid = pid;
+    o.targets = SplitList(targets);
+    o.http_targets = SplitList(http_targets);
+    o.target_pids = pids;
     o.gid_prefix = absl::StrCat(prefix, "-", tag);
     return dtmd::bench::RunLoad(o);
   };
@@ -172,14 +206,17 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     absl::StatusOr<dtmd::bench::LoadResult> r =
         run(absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_http_target),
-            absl::GetFlag(FLAGS_target_pid), absl::StrCat("t", round));
+            *target_pids, absl::StrCat("t", round));
     if (!r.ok()) {
       fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
     target_runs.push_back(*std::move(r));
     if (!with_relay) break;
-    r = run(baseline, baseline_http, baseline_pid, absl::StrCat("r", round));
+    r = run(baseline, baseline_http,
+            baseline_pid > 0 ? std::vector<pid_t>{baseline_pid}
+                             : std::vector<pid_t>{},
+            absl::StrCat("r", round));
     if (!r.ok()) {
       fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;

@@ -23,19 +23,6 @@ source "$(dirname "$0")/lib.sh"
 
 bench_start_dtmd dtmd
 
-# start_dtm NAME GRPC_PORT STORE_YAML: DTM with its HTTP and JSON-RPC ports
-# right after the gRPC one; sets dtm_pid.
-start_dtm() {
-  mkdir -p "$bench_work/$1"
-  printf 'Store:\n%s\nGrpcPort: %s\nHttpPort: %s\nJsonRpcPort: %s\nLogLevel: warn\n' \
-    "$3" "$2" $(($2 + 1)) $(($2 + 2)) > "$bench_work/$1/conf.yml"
-  (cd "$bench_work/$1" && exec "$dtm" -c conf.yml > dtm.log 2>&1) &
-  dtm_pid=$!
-  bench_pids+=("$dtm_pid")
-  bench_wait_port "$2"
-  bench_wait_port $(($2 + 1))
-}
-
 compare() {  # compare NAME GRPC_PORT PID (DTM's HTTP port: GRPC_PORT + 1)
   for shape in $shapes; do
     echo "== $shape: dtmd vs $1"
@@ -48,7 +35,7 @@ compare() {  # compare NAME GRPC_PORT PID (DTM's HTTP port: GRPC_PORT + 1)
   done
 }
 
-start_dtm boltdb 36896 '  Driver: boltdb'
+bench_start_dtm boltdb 36896 '  Driver: boltdb'
 compare dtm-boltdb 36896 "$dtm_pid"
 
 if command -v redis-server > /dev/null; then
@@ -56,6 +43,6 @@ if command -v redis-server > /dev/null; then
     > "$bench_work/redis.log" 2>&1 &
   bench_pids+=("$!")
   bench_wait_port 36899
-  start_dtm redis 36906 "$(printf '  Driver: redis\n  Host: 127.0.0.1\n  Port: 36899\n  User: \"\"\n  Password: \"\"')"
+  bench_start_dtm redis 36906 "$(printf '  Driver: redis\n  Host: 127.0.0.1\n  Port: 36899\n  User: \"\"\n  Password: \"\"')"
   compare dtm-redis 36906 "$dtm_pid"
 fi

@@ -69,3 +69,17 @@ bench_start_relay() {
   relay_addr="127.0.0.1:$(cat "$bench_work/relay.port")"
   relay_http="127.0.0.1:$(cat "$bench_work/relay.http-port")"
 }
+
+# bench_start_dtm NAME GRPC_PORT STORE_YAML [DTM_BINARY]: DTM's own server
+# (default: $dtm), its HTTP and JSON-RPC ports right after the gRPC one,
+# the Store section of its conf.yml given; sets dtm_pid.
+bench_start_dtm() {
+  mkdir -p "$bench_work/$1"
+  printf 'Store:\n%s\nGrpcPort: %s\nHttpPort: %s\nJsonRpcPort: %s\nLogLevel: warn\n' \
+    "$3" "$2" $(($2 + 1)) $(($2 + 2)) > "$bench_work/$1/conf.yml"
+  (cd "$bench_work/$1" && exec "${4:-$dtm}" -c conf.yml > dtm.log 2>&1) &
+  dtm_pid=$!
+  bench_pids+=("$dtm_pid")
+  bench_wait_port "$2"
+  bench_wait_port $(($2 + 1))
+}

@@ -70,9 +70,9 @@ class Slot {
       return;
     }
     auto* txn = new Transaction;
-    txn->calls = o.shape->build(
-        absl::StrCat(o.gid_prefix, "-", shared_->next_id.fetch_add(1)),
-        o.context);
+    const int64_t id = shared_->next_id.fetch_add(1);
+    txn->target = static_cast<size_t>(id) % o.targets.size();
+    txn->calls = o.shape->build(absl::StrCat(o.gid_prefix, "-", id), o.context);
     txn->deadline = std::chrono::system_clock::now() +
                     std::chrono::milliseconds(o.call_timeout_ms);
     txn->start = absl::Now();
@@ -87,7 +87,8 @@ class Slot {
   // One transaction: its calls, sent one at a time.
   struct Transaction {
     std::vector<ShapeCall> calls;
-    size_t next = 0;                               // the call in flight.
+    size_t next = 0;    // the call in flight.
+    size_t target = 0;  // index in LoadOptions::targets.
     std::unique_ptr<grpc::ClientContext> context;  // one per call.
     google::protobuf::Empty reply;
     std::chrono::system_clock::time_point deadline;  // of the whole.
@@ -96,8 +97,11 @@ class Slot {
 
   // Sends txn->calls[txn->next]; its answer comes to OnAnswer.
   void Send(Transaction* txn) {
+    // The target's channels follow one another in stubs.
+    const size_t channels =
+        shared_->stubs.size() / shared_->options->targets.size();
     dtmgimp::Dtm::Stub* stub =
-        shared_->stubs[index_ % shared_->stubs.size()].get();
+        shared_->stubs[txn->target * channels + index_ % channels].get();
     txn->context = std::make_unique<grpc::ClientContext>();
     txn->context->set_deadline(txn->deadline);
     const ShapeCall& call = txn->calls[txn->next];
@@ -134,8 +138,9 @@ class Slot {
       return;
     }
     BranchCall http;
-    http.url = absl::StrCat("http://", shared_->options->http_target,
-                            HttpPath(call.method));
+    http.url =
+        absl::StrCat("http://", shared_->options->http_targets[txn->target],
+                     HttpPath(call.method));
     http.payload = call.http_body;
     http.timeout_ms = std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -223,9 +228,17 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   if (options.shape == nullptr) {
     return absl::InvalidArgumentError("no shape");
   }
+  if (options.targets.empty()) {
+    return absl::InvalidArgumentError("no target");
+  }
+  if (!options.http_targets.empty() &&
+      options.http_targets.size() != options.targets.size()) {
+    return absl::InvalidArgumentError(
+        "as many HTTP targets as targets are needed");
+  }
   Shared shared;
   shared.options = &options;
-  if (!options.http_target.empty()) {
+  if (!options.http_targets.empty()) {
     HttpInvokerOptions http;
     http.max_host_connections = std::max(1, options.concurrency);
     http.max_connections = std::max(1, options.concurrency);
@@ -234,18 +247,20 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
     if (!invoker.ok()) return invoker.status();
     shared.http = *std::move(invoker);
   }
-  for (int i = 0; i < std::max(1, options.channels); ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt("dtmd.bench.channel", i);  // a connection per channel.
-    auto channel = grpc::CreateCustomChannel(
-        options.target, grpc::InsecureChannelCredentials(), args);
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                   std::chrono::seconds(10))) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot connect to ", options.target));
+  for (const std::string& target : options.targets) {
+    for (int i = 0; i < std::max(1, options.channels); ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetInt("dtmd.bench.channel", i);  // a connection per channel.
+      auto channel = grpc::CreateCustomChannel(
+          target, grpc::InsecureChannelCredentials(), args);
+      if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                     std::chrono::seconds(10))) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot connect to ", target));
+      }
+      shared.stubs.push_back(dtmgimp::Dtm::NewStub(channel));
     }
-    shared.stubs.push_back(dtmgimp::Dtm::NewStub(channel));
   }
   const bool count_mode = options.count > 0;
   shared.remaining = options.count;
@@ -260,9 +275,18 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   }
   for (auto& slot : slots) slot->Issue();
 
+  // The targets' processes added up.
   auto sample = [&]() -> absl::StatusOr<ProcSample> {
-    if (options.target_pid <= 0) return absl::NotFoundError("no pid");
-    return SampleProcess(options.target_pid);
+    if (options.target_pids.empty()) return absl::NotFoundError("no pid");
+    ProcSample total;
+    for (pid_t pid : options.target_pids) {
+      absl::StatusOr<ProcSample> one = SampleProcess(pid);
+      if (!one.ok()) return one.status();
+      total.cpu_seconds += one->cpu_seconds;
+      total.rss_mib += one->rss_mib;
+      total.peak_rss_mib += one->peak_rss_mib;
+    }
+    return total;
   };
   absl::Time start, end;
   absl::StatusOr<ProcSample> before, after;

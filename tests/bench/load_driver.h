@@ -20,11 +20,14 @@
 namespace dtmd::bench {
 
 struct LoadOptions {
-  std::string target;  // host:port of the coordinator.
+  // host:port of the coordinator; several (replicas of one coordinator on a
+  // shared store): transaction n goes to targets[n % size], all its calls.
+  std::vector<std::string> targets;
   // host:port of its HTTP API, for shapes with HTTP calls: sent through
   // libcurl's multi interface on one thread, over kept-alive connections
-  // (one per transaction in flight at most).
-  std::string http_target;
+  // (one per transaction in flight at most). Several: as targets (the same
+  // count, in the same order).
+  std::vector<std::string> http_targets;
   const Shape* shape = nullptr;
   ShapeContext context;
   int concurrency = 64;
@@ -33,9 +36,10 @@ struct LoadOptions {
   // > 0: submit exactly this many transactions (no warm-up, no time limit).
   int64_t count = 0;
   std::string gid_prefix = "bench";
-  int channels = 2;
+  int channels = 2;                 // client connections per target.
   int64_t call_timeout_ms = 30000;  // deadline of a whole transaction.
-  pid_t target_pid = 0;  // > 0: charge its CPU and memory to the run.
+  // Charge their CPU and memory (added up) to the run; none: unknown.
+  std::vector<pid_t> target_pids;
 };
 
 struct LoadResult {
@@ -46,9 +50,10 @@ struct LoadResult {
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   // Status code name of a transaction's failed call -> count.
   std::map<std::string, int64_t> errors;
-  double cpu_s_per_1k = -1;  // target's CPU seconds per 1000 OK; -1 unknown.
-  double rss_mib = -1;       // target's peak RSS; -1 unknown.
-  double cpu_seconds = -1;   // target's CPU seconds in the window.
+  // The targets' figures, added up over their processes.
+  double cpu_s_per_1k = -1;          // CPU seconds per 1000 OK; -1 unknown.
+  double rss_mib = -1;               // peak RSS; -1 unknown.
+  double cpu_seconds = -1;           // CPU seconds in the window.
   std::vector<double> latencies_ms;  // of the OK answers, sorted.
 };
 
