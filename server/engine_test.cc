@@ -30,12 +30,15 @@ class CountingInvoker : public BranchInvoker {
  public:
   void Call(BranchCall call, std::function<void(BranchAnswer)> done) override {
     calls_++;
+    last_timeout_ms_ = call.timeout_ms;
     done(BranchAnswer{0, ""});
   }
   int calls() const { return calls_.load(); }
+  int64_t last_timeout_ms() const { return last_timeout_ms_.load(); }
 
  private:
   std::atomic<int> calls_{0};
+  std::atomic<int64_t> last_timeout_ms_{0};
 };
 
 // Keeps every branch call until Release(); then answers OK.
@@ -367,6 +370,23 @@ TEST_F(EngineTest, ARunnerThatLostItsCreatesLeaseReadsTheStore) {
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(invoker_.calls(), 0) << "no action after the other's end";
   EXPECT_EQ(store_->GetTransaction("paused")->status(), storage::kStatusFailed);
+}
+
+// A branch call's deadline ends with the lease, so that a call a paused
+// process had not yet sent is dropped, not sent after the lease ran out.
+TEST_F(EngineTest, ABranchCallsDeadlineEndsWithTheLease) {
+  engine_->Start();
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Submit(Saga("long", storage::kStatusSubmitted),
+                                /*wait_result=*/true, std::move(done));
+              }).ok());
+  EXPECT_EQ(invoker_.last_timeout_ms(), config_.request_timeout_s * 1000);
+  hooked_->lease_left_ms = 700;
+  ASSERT_TRUE(Call([&](ReplyCallback done) {
+                engine_->Submit(Saga("short", storage::kStatusSubmitted),
+                                /*wait_result=*/true, std::move(done));
+              }).ok());
+  EXPECT_EQ(invoker_.last_timeout_ms(), 700);
 }
 
 }  // namespace

@@ -224,6 +224,13 @@ class HookedStore : public storage::Store {
     }
     return absl::OkStatus();
   }
+  // LeaseLeftMs answers this when >= 0 (nullopt otherwise).
+  std::atomic<int64_t> lease_left_ms{-1};
+  std::optional<int64_t> LeaseLeftMs(absl::string_view) override {
+    const int64_t left = lease_left_ms.load();
+    if (left < 0) return std::nullopt;
+    return left;
+  }
   void ReleaseLease(absl::string_view gid) override {
     absl::MutexLock lock(&mu_);
     released_.emplace_back(gid);

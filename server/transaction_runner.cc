@@ -438,6 +438,11 @@ void TransactionRunner::Invoke(
   call.url = url;
   call.payload = std::move(payload);
   call.timeout_ms = trans_.options().request_timeout_s() * 1000;
+  if (std::optional<int64_t> left = engine_->store()->LeaseLeftMs(gid_)) {
+    // Not sent at all after the lease runs out (a process paused between
+    // its lease check and the send): the deadline has passed by then.
+    call.timeout_ms = std::min(call.timeout_ms, std::max<int64_t>(*left, 1));
+  }
   call.metadata.reserve(6 + trans_.options().branch_headers_size());
   call.metadata.emplace_back("dtm-gid", gid_);
   call.metadata.emplace_back("dtm-trans_type", trans_.trans_type());

@@ -576,6 +576,10 @@ absl::Status PostgresStore::CheckLease(absl::string_view gid) {
   return impl_->CheckLease(gid);
 }
 
+std::optional<int64_t> PostgresStore::LeaseLeftMs(absl::string_view gid) {
+  return impl_->LeaseLeftMs(gid);
+}
+
 absl::StatusOr<std::vector<std::string>> PostgresStore::ScanDue(
     int64_t until_ms, int limit) {
   return impl_->ClaimDue(until_ms, limit);

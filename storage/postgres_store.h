@@ -129,6 +129,7 @@ class PostgresStore : public Store {
   absl::StatusOr<std::vector<std::string>> ListTopics() override;
   absl::Status AcquireLease(absl::string_view gid) override;
   absl::Status CheckLease(absl::string_view gid) override;
+  std::optional<int64_t> LeaseLeftMs(absl::string_view gid) override;
   void ReleaseLease(absl::string_view gid) override;
   void Flush() override;
   absl::Status WriteHealth() override;

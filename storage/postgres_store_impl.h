@@ -94,6 +94,7 @@ class PostgresStore::Impl {
   // Leases.
   absl::Status AcquireLease(absl::string_view gid);
   absl::Status CheckLease(absl::string_view gid);
+  int64_t LeaseLeftMs(absl::string_view gid);
   void ReleaseLease(absl::string_view gid);
   // The epoch of a held lease, for a fenced write; nullopt when not held.
   std::optional<int64_t> LeaseEpoch(absl::string_view gid);

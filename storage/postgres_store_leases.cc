@@ -125,6 +125,16 @@ absl::Status PostgresStore::Impl::CheckLease(absl::string_view gid) {
   return absl::OkStatus();
 }
 
+int64_t PostgresStore::Impl::LeaseLeftMs(absl::string_view gid) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  absl::MutexLock lock(&lease_mu_);
+  auto it = leases_.find(gid);
+  if (it == leases_.end()) return 0;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             it->second.valid_until - now)
+      .count();
+}
+
 std::optional<int64_t> PostgresStore::Impl::LeaseEpoch(absl::string_view gid) {
   absl::MutexLock lock(&lease_mu_);
   auto it = leases_.find(gid);

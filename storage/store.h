@@ -248,6 +248,15 @@ class Store {
     (void)gid;
     return absl::OkStatus();
   }
+  // How long, by the local monotonic clock, this process may still call
+  // gid's branches (CheckLease's expiry; <= 0: lost). A branch call's
+  // deadline is capped by it, so that a call a paused process had not yet
+  // put on the wire is dropped rather than sent after the lease ran out.
+  // nullopt: no limit (the default, a store owned by one process).
+  virtual std::optional<int64_t> LeaseLeftMs(absl::string_view gid) {
+    (void)gid;
+    return std::nullopt;
+  }
   // Gives the lease of gid up (asynchronously, in order with the writes
   // issued before). No-op when not held.
   virtual void ReleaseLease(absl::string_view gid) { (void)gid; }
