@@ -57,7 +57,8 @@ KillReport KillLoop::Kill(const KillMoment& moment, absl::Duration wait,
                           DtmdProcess* dtmd) {
   KillReport report;
   if (!moment.at_op.empty()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(Uniform(0, 1500)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(Uniform(0, moment.arm_within_ms)));
     killer_.Arm(dtmd->pid(), moment.at_op, moment.at_count);
     report.fired_at_arrival = killer_.WaitFired(wait);
     killer_.Disarm();

@@ -37,6 +37,9 @@ namespace dtmd::testing {
 struct KillMoment {
   std::string at_op;
   int at_count = 1;
+  // at_op: the hook is armed after a random pause of up to this long, so
+  // that kills land at different stages of the load.
+  int arm_within_ms = 1500;
   int after_acks = 0;
   int after_ms = 0;
 };

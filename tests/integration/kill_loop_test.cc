@@ -99,6 +99,9 @@ void RunKillLoop(const std::string& name, int default_cycles, bool http_steps) {
         // sure at least one kill lands at an arrival, even when a slow
         // (sanitized) build reaches no compensation in time.
         moment.at_count = loop.Uniform(1, http_steps ? 20 : 200);
+        // ...armed while the cycle's load still sends (its 150 sagas take
+        // well under a second): later, no action may come at all.
+        if (http_steps) moment.arm_within_ms = 100;
         break;
       case KillPoint::kFirstCompensate:
         moment.at_op = "compensate";
