@@ -74,8 +74,8 @@ TEST_F(ConfigSourcesTest, FileSetsDtmKeysAndDtmdKeys) {
   EXPECT_EQ(c.max_branches, 77);
   EXPECT_TRUE(c.accept_data_loss);
   EXPECT_EQ(c.log_level, "warn");
-  EXPECT_THAT(applied_.ignored,
-              ::testing::UnorderedElementsAre("Store.MaxOpenConns", "JsonRpcPort"));
+  EXPECT_THAT(applied_.ignored, ::testing::UnorderedElementsAre(
+                                    "Store.MaxOpenConns", "JsonRpcPort"));
 }
 
 TEST_F(ConfigSourcesTest, EnvironmentOverridesFile) {
