@@ -189,7 +189,8 @@ int64_t FinishColumn(const TransRecord& trans) {
   return IsFinalStatus(trans.status()) ? FinishedTime(trans) : 0;
 }
 
-// The trans columns of an update ($3..$8 of kUpdateSql) or a create.
+// The branch columns of a create: definition and initial state, one array
+// per column.
 void AddNewBranches(const std::vector<BranchRecord>& branches,
                     pg::Params* params) {
   std::vector<std::string> ids, ops, urls, bins, statuses, errors;
